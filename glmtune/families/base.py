@@ -1,0 +1,83 @@
+"""What a model family is: the one place each family difference lives.
+
+A family file (``chatglm.py``, ``chatglm2.py``, ``chatglm3.py``, ``glm4.py``) declares its special tokens, stop
+tokens, how a conversation becomes ids (the official prompt format, token for token), how tool calls are written
+and parsed, LoRA target names and the tiny config used by ``make-tiny``. Everything else in glmtune asks the
+family instead of branching on a model type.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+Message = dict[str, Any]
+"""A chat message: ``{"role": system|user|assistant|observation, "content": str, "metadata"?: str, "tools"?: list}``."""
+
+
+@dataclass(frozen=True)
+class ToolCall:
+    """A structured tool call parsed from (or rendered into) an assistant message."""
+
+    name: str
+    arguments: dict[str, Any]
+
+    def to_json(self) -> str:
+        return json.dumps(self.arguments, ensure_ascii=False)
+
+
+@dataclass(frozen=True)
+class Variant:
+    """A checkpoint flavour inside a family (e.g. ChatGLM3-6B-32k): what ``make-tiny`` writes differently."""
+
+    name: str
+    name_or_path: str
+    config_overrides: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Family:
+    """Declarative facts about one ChatGLM generation; subclasses implement the prompt format."""
+
+    name: str
+    title: str
+    architecture: str  # "glm" (native transformers GlmForCausalLM) or "chatglm-v1" (glmtune's own class)
+    tokenizer_file: str
+    special_tokens: tuple[str, ...]
+    stop_tokens: tuple[str, ...]  # special tokens that end a reply, besides eos
+    roles: tuple[str, ...]
+    lora_targets: tuple[str, ...]  # native module names used when the user names none
+    official_modules: dict[str, tuple[str, ...]]  # official module name -> native module names
+    invalid_score_token: int  # official InvalidScoreLogitsProcessor puts 5e4 here on NaN/inf scores
+    variants: tuple[Variant, ...] = ()
+
+    # ------------------------------------------------------------ prompt format
+    def render_chat(self, tokenizer: Any, messages: list[Message], add_generation_prompt: bool = True) -> list[int]:
+        """Token ids of ``messages`` exactly as the official chat code builds them."""
+        raise NotImplementedError
+
+    def chat_template(self) -> str:
+        """A Jinja ``chat_template`` whose ids equal :meth:`render_chat` (tested)."""
+        raise NotImplementedError
+
+    # ------------------------------------------------------------ tool calls
+    def format_tool_call(self, call: ToolCall) -> Message:
+        """The assistant message that performs ``call`` in this family's format."""
+        raise NotImplementedError(f"{self.title} has no tool-call format")
+
+    def parse_reply(self, text: str, tools_available: bool) -> tuple[str, list[ToolCall]]:
+        """Split generated text into (content, tool calls); never evaluates model output."""
+        return text.strip(), []
+
+    # ------------------------------------------------------------ generation
+    def stop_token_ids(self, tokenizer: Any) -> list[int]:
+        ids = [tokenizer.eos_token_id]
+        ids += [tokenizer.get_command(t) for t in self.stop_tokens]
+        return list(dict.fromkeys(ids))
+
+    def variant(self, name: str) -> Variant:
+        for v in self.variants:
+            if v.name == name:
+                return v
+        raise KeyError(name)

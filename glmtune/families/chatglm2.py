@@ -1,0 +1,89 @@
+"""ChatGLM2-6B: ``[Round N]\\n\\n问：…\\n\\n答：`` prompts (rounds from 1) after ``[gMASK] sop``; no roles, no tools."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from glmtune.families.base import Family, Message, Variant
+
+
+def pairs_from_messages(messages: list[Message]) -> tuple[str, list[tuple[str, str]], str]:
+    """(system text, [(query, response)...], final query) of a user/assistant alternation."""
+    system = "\n".join(m["content"] for m in messages if m["role"] == "system")
+    turns = [m for m in messages if m["role"] != "system"]
+    history: list[tuple[str, str]] = []
+    query = ""
+    pending: str | None = None
+    for m in turns:
+        if m["role"] == "user":
+            if pending is not None:
+                history.append((pending, ""))
+            pending = m["content"]
+        elif m["role"] == "assistant":
+            history.append((pending or "", m["content"]))
+            pending = None
+        else:
+            raise ValueError(f"role {m['role']!r} is not supported by this family")
+    if pending is not None:
+        query = pending
+    return system, history, query
+
+
+@dataclass(frozen=True)
+class RoundsFamily(Family):
+    """Families whose chat prompt is text with numbered rounds (ChatGLM-6B and ChatGLM2-6B)."""
+
+    round_start: int = 1
+    sep: str = "\n\n"
+
+    def build_prompt(self, query: str, history: list[tuple[str, str]], system: str = "") -> str:
+        """The official ``build_prompt`` / ``build_inputs`` string."""
+        prompt = system + self.sep if system else ""
+        for i, (q, r) in enumerate(history):
+            prompt += f"[Round {i + self.round_start}]{self.sep}问：{q}{self.sep}答：{r}{self.sep}"
+        prompt += f"[Round {len(history) + self.round_start}]{self.sep}问：{query}{self.sep}答："
+        return prompt
+
+    def render_chat(self, tokenizer: Any, messages: list[Message], add_generation_prompt: bool = True) -> list[int]:
+        system, history, query = pairs_from_messages(messages)
+        return tokenizer.encode(self.build_prompt(query, history, system))
+
+    def chat_template(self) -> str:
+        """Jinja twin of :meth:`render_chat` (the tokenizer turns the leading ``[gMASK]sop`` into the prefix)."""
+        sep = self.sep
+        one = "[Round {{ ns.i }}]" + sep + "问：{{ ns.q }}" + sep + "答："
+        return (
+            "[gMASK]sop{% for m in messages if m['role'] == 'system' %}{{ m['content'] }}" + sep + "{% endfor %}"
+            "{% set ns = namespace(i=" + str(self.round_start) + ", q=none) %}"
+            "{% for m in messages if m['role'] != 'system' %}"
+            "{% if m['role'] == 'user' %}"
+            "{% if ns.q is not none %}" + one + sep + "{% set ns.i = ns.i + 1 %}{% endif %}"
+            "{% set ns.q = m['content'] %}"
+            "{% else %}{% if ns.q is none %}{% set ns.q = '' %}{% endif %}" + one + "{{ m['content'] }}" + sep
+            + "{% set ns.i = ns.i + 1 %}{% set ns.q = none %}{% endif %}"
+            "{% endfor %}"
+            "{% if ns.q is not none %}" + one + "{% endif %}"
+        )
+
+
+CHATGLM2 = RoundsFamily(
+    name="chatglm2",
+    title="ChatGLM2-6B",
+    architecture="glm",
+    tokenizer_file="tokenizer.model",
+    special_tokens=("[MASK]", "[gMASK]", "[sMASK]", "sop", "eop"),
+    stop_tokens=(),
+    roles=("system", "user", "assistant"),
+    lora_targets=("q_proj", "k_proj", "v_proj"),
+    official_modules={
+        "query_key_value": ("q_proj", "k_proj", "v_proj"),
+        "dense": ("o_proj",),
+        "dense_h_to_4h": ("gate_up_proj",),
+        "dense_4h_to_h": ("down_proj",),
+    },
+    invalid_score_token=5,
+    variants=(Variant("chatglm2", "THUDM/chatglm2-6b", {"seq_length": 32768}),),
+    round_start=1,
+    sep="\n\n",
+)

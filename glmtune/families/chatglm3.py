@@ -1,0 +1,116 @@
+"""ChatGLM3-6B (chat, -base, -32k): role tokens, per-message encoding, ``tool_call(...)`` tool calls."""
+
+from __future__ import annotations
+
+import ast
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from glmtune.families.base import Family, Message, ToolCall, Variant
+
+TOOL_CALL_PREFIX = "```python\n"
+TOOL_CALL_SUFFIX = "\n```"
+
+# Jinja twin of ChatGLM3Family.render_chat; glmtune's tokenizer encodes its text back to the same ids.
+CHAT_TEMPLATE = (
+    "[gMASK]sop"
+    "{% for message in messages %}"
+    "<|{{ message['role'] }}|>{{ message.get('metadata', '') }}\n{{ message['content'] }}"
+    "{% if message['role'] == 'system' and message.get('tools') is not none %}"
+    "\n{{ message['tools'] | tojson(indent=4) }}{% endif %}"
+    "{% endfor %}"
+    "{% if add_generation_prompt %}<|assistant|>{% endif %}"
+)
+
+
+def format_tool_call_code(name: str, arguments: dict[str, Any]) -> str:
+    """``tool_call(a='x', b=1)`` as the official ChatGLM3 data builder writes it (keyword literals)."""
+    call = ast.Call(
+        func=ast.Name(id=name),
+        args=[],
+        keywords=[ast.keyword(arg=k, value=ast.Constant(v)) for k, v in arguments.items()],
+    )
+    return ast.unparse(call)
+
+
+def parse_tool_call_code(code: str) -> dict[str, Any]:
+    """Keyword arguments of ``tool_call(...)`` code, read with ``ast.literal_eval`` (never ``eval``)."""
+    tree = ast.parse(code.strip(), mode="eval")
+    if not isinstance(tree.body, ast.Call):
+        raise ValueError("not a function call")
+    if tree.body.args:
+        raise ValueError("positional arguments are not supported")
+    return {kw.arg: ast.literal_eval(kw.value) for kw in tree.body.keywords if kw.arg is not None}
+
+
+@dataclass(frozen=True)
+class ChatGLM3Family(Family):
+    def render_message(self, tokenizer: Any, message: Message) -> list[int]:
+        content = message.get("content") or ""
+        if message["role"] == "system" and message.get("tools") is not None:
+            content = content + "\n" + json.dumps(message["tools"], indent=4, ensure_ascii=False)
+        return tokenizer.build_single_message(message["role"], message.get("metadata") or "", content)
+
+    def render_chat(self, tokenizer: Any, messages: list[Message], add_generation_prompt: bool = True) -> list[int]:
+        """``build_chat_input``: ``[gMASK] sop`` + every message + ``<|assistant|>``."""
+        ids = tokenizer.get_prefix_tokens()
+        for message in messages:
+            ids += self.render_message(tokenizer, message)
+        if add_generation_prompt:
+            ids.append(tokenizer.get_command("<|assistant|>"))
+        return ids
+
+    def chat_template(self) -> str:
+        return CHAT_TEMPLATE
+
+    def format_tool_call(self, call: ToolCall) -> Message:
+        code = format_tool_call_code("tool_call", call.arguments)
+        return {"role": "assistant", "metadata": call.name, "content": TOOL_CALL_PREFIX + code + TOOL_CALL_SUFFIX}
+
+    def parse_reply(self, text: str, tools_available: bool) -> tuple[str, list[ToolCall]]:
+        """The official ``process_response``, with the ``eval`` replaced by a literal parser.
+
+        A reply is ``metadata\\ncontent`` blocks separated by ``<|assistant|>``; a non-empty metadata line is a
+        tool name, and with tools available the content is the ``tool_call(...)`` code block.
+        """
+        content = ""
+        calls: list[ToolCall] = []
+        for block in text.split("<|assistant|>"):
+            metadata, content = block.split("\n", 1) if "\n" in block else ("", block)
+            if not metadata.strip():
+                content = content.strip().replace("[[训练时间]]", "2023年")
+                continue
+            if tools_available:
+                code = "\n".join(content.split("\n")[1:-1])
+                try:
+                    calls.append(ToolCall(metadata.strip(), parse_tool_call_code(code)))
+                except (SyntaxError, ValueError):
+                    pass
+        return content, calls
+
+
+CHATGLM3 = ChatGLM3Family(
+    name="chatglm3",
+    title="ChatGLM3-6B",
+    architecture="glm",
+    tokenizer_file="tokenizer.model",
+    special_tokens=(
+        "[MASK]", "[gMASK]", "[sMASK]", "sop", "eop", "<|system|>", "<|user|>", "<|assistant|>", "<|observation|>"
+    ),
+    stop_tokens=("<|user|>", "<|observation|>"),
+    roles=("system", "user", "assistant", "observation"),
+    lora_targets=("q_proj", "k_proj", "v_proj"),
+    official_modules={
+        "query_key_value": ("q_proj", "k_proj", "v_proj"),
+        "dense": ("o_proj",),
+        "dense_h_to_4h": ("gate_up_proj",),
+        "dense_4h_to_h": ("down_proj",),
+    },
+    invalid_score_token=5,
+    variants=(
+        Variant("chatglm3", "THUDM/chatglm3-6b", {"seq_length": 8192}),
+        Variant("chatglm3-base", "THUDM/chatglm3-6b-base", {"seq_length": 32768}),
+        Variant("chatglm3-32k", "THUDM/chatglm3-6b-32k", {"seq_length": 32768, "rope_ratio": 50}),
+    ),
+)

@@ -1,0 +1,128 @@
+"""GLM-4-9B (chat and base): tiktoken vocabulary, Jinja chat template, JSON tool calls.
+
+The official prompt is the Jinja ``chat_template`` shipped in the checkpoint's ``tokenizer_config.json``; when a
+checkpoint has one, glmtune renders that very template (so every official tool type works). glmtune's own
+template below covers function tools and is what ``make-tiny`` writes. Rendering follows transformers 4.40, which
+the official template was written for: jinja's built-in ``tojson`` (sorted keys, ASCII-escaped, HTML-safe) and
+trim/lstrip blocks. Literal special-token text inside messages stays text (the official tokenizer turned it into
+control tokens: a prompt-injection path).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Any
+
+from jinja2.sandbox import ImmutableSandboxedEnvironment
+
+from glmtune.families.base import Family, Message, ToolCall, Variant
+
+TOOLS_SYSTEM_PROMPT = (
+    "你是一个名为 ChatGLM 的人工智能助手。你是基于智谱AI训练的语言模型 GLM-4 模型开发的，"
+    "你的任务是针对用户的问题和要求提供适当的答复和支持。"
+)
+
+CHAT_TEMPLATE = (
+    "[gMASK]<sop>{% for item in messages %}"
+    "{% if item['tools'] is defined %}<|system|>\n" + TOOLS_SYSTEM_PROMPT + "\n\n# 可用工具"
+    "{% for tool in item['tools'] %}{% if tool['type'] == 'function' %}\n\n## {{ tool['function']['name'] }}\n\n"
+    "{{ tool['function'] | tojson(indent=4) }}\n在调用上述函数时，请使用 Json 格式表示调用的参数。"
+    "{% endif %}{% endfor %}{% endif %}"
+    "{% if item['content'] %}<|{{ item['role'] }}|>{{ item['metadata'] }}\n{{ item['content'] }}{% endif %}"
+    "{% endfor %}{% if add_generation_prompt %}<|assistant|>{% endif %}"
+)
+
+_MARK = "\ue000"  # private-use character standing for the first character of a special token written in text
+
+
+@lru_cache(maxsize=8)
+def _compile(template: str) -> Any:
+    env = ImmutableSandboxedEnvironment(trim_blocks=True, lstrip_blocks=True)  # jinja's own tojson, as in 4.40
+    return env.from_string(template)
+
+
+def _hide_specials(value: Any, specials: tuple[str, ...]) -> Any:
+    """Replace special-token spellings in user strings so only the template's own specials are control tokens."""
+    if isinstance(value, str):
+        for tok in specials:
+            if tok in value:
+                value = value.replace(tok, _MARK + tok[1:])
+        return value
+    if isinstance(value, list):
+        return [_hide_specials(v, specials) for v in value]
+    if isinstance(value, dict):
+        return {k: _hide_specials(v, specials) for k, v in value.items()}
+    return value
+
+
+@dataclass(frozen=True)
+class GLM4Family(Family):
+    def render_text(self, messages: list[Message], add_generation_prompt: bool, template: str | None = None) -> str:
+        """The prompt string the official ``apply_chat_template(tokenize=False)`` returns."""
+        items = [{"metadata": "", **m} for m in messages]
+        return _compile(template or CHAT_TEMPLATE).render(messages=items, add_generation_prompt=add_generation_prompt)
+
+    def render_chat(
+        self, tokenizer: Any, messages: list[Message], add_generation_prompt: bool = True, template: str | None = None
+    ) -> list[int]:
+        """Ids of the official chat template's text; specials only where the template writes them."""
+        template = template or getattr(tokenizer, "chat_template", None) or CHAT_TEMPLATE
+        text = self.render_text(_hide_specials(messages, self.special_tokens), add_generation_prompt, template)
+        ids: list[int] = []
+        for part in tokenizer._special_re.split(text):
+            if not part:
+                continue
+            if part in tokenizer.special_tokens:
+                ids.append(tokenizer.special_tokens[part])
+            else:
+                for tok in self.special_tokens:
+                    part = part.replace(_MARK + tok[1:], tok)
+                ids.extend(tokenizer.encode_text(part))
+        return ids
+
+    def chat_template(self) -> str:
+        return CHAT_TEMPLATE
+
+    def format_tool_call(self, call: ToolCall) -> Message:
+        return {"role": "assistant", "metadata": call.name, "content": json.dumps(call.arguments, ensure_ascii=False)}
+
+    def parse_reply(self, text: str, tools_available: bool) -> tuple[str, list[ToolCall]]:
+        """GLM-4 writes a tool call as ``name\\n{json arguments}``; anything else is plain content."""
+        text = text.strip()
+        if tools_available and "\n" in text:
+            name, rest = text.split("\n", 1)
+            name = name.strip()
+            if name and " " not in name:
+                try:
+                    args = json.loads(rest.strip())
+                except json.JSONDecodeError:
+                    args = None
+                if isinstance(args, dict):
+                    return "", [ToolCall(name, args)]
+        return text, []
+
+
+GLM4 = GLM4Family(
+    name="glm4",
+    title="GLM-4-9B",
+    architecture="glm",
+    tokenizer_file="tokenizer.model",
+    special_tokens=(
+        "<|endoftext|>", "[MASK]", "[gMASK]", "[sMASK]", "<sop>", "<eop>", "<|system|>", "<|user|>",
+        "<|assistant|>", "<|observation|>", "<|begin_of_image|>", "<|end_of_image|>", "<|begin_of_video|>",
+        "<|end_of_video|>",
+    ),
+    stop_tokens=("<|user|>", "<|observation|>"),
+    roles=("system", "user", "assistant", "observation"),
+    lora_targets=("q_proj", "k_proj", "v_proj"),
+    official_modules={
+        "query_key_value": ("q_proj", "k_proj", "v_proj"),
+        "dense": ("o_proj",),
+        "dense_h_to_4h": ("gate_up_proj",),
+        "dense_4h_to_h": ("down_proj",),
+    },
+    invalid_score_token=198,
+    variants=(Variant("glm4", "THUDM/glm-4-9b-chat", {"seq_length": 131072, "rope_ratio": 500}),),
+)

@@ -1,0 +1,298 @@
+"""Exact ChatGLM2 / ChatGLM3 tokenizer: SentencePiece plus special tokens appended after the base vocabulary.
+
+Reimplements what the official ``tokenization_chatglm.py`` computes, as a transformers ``PythonBackend`` tokenizer
+so ``Trainer``, collators, ``generate`` and ``apply_chat_template`` work, without running any checkpoint code.
+
+Official behaviours kept on purpose (they decide token ids, see docs/differences.md):
+- ``encode``/``__call__`` map a SentencePiece piece spelled like a special token (``sop``) to the special id;
+  ``build_single_message`` encodes straight through SentencePiece and is unaffected.
+- role tokens written in text (``<|user|>``) are plain text unless ``encode_special_tokens=True``.
+- padding is on the left and also pads ``position_ids``.
+Fixed on purpose: decoding ids of special tokens (ChatGLM2 raised) and of the padded-vocab rows works.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Sequence
+from shutil import copyfile
+from typing import Any
+
+from sentencepiece import SentencePieceProcessor
+from transformers import PreTrainedTokenizer
+from transformers.tokenization_utils_base import BatchEncoding, EncodedInput
+from transformers.utils import PaddingStrategy
+
+BASE_SPECIAL_TOKENS = ("[MASK]", "[gMASK]", "[sMASK]", "sop", "eop")
+ROLE_TOKENS = ("<|system|>", "<|user|>", "<|assistant|>", "<|observation|>")
+
+
+class SentencePieceGLMTokenizer(PreTrainedTokenizer):
+    """Tokenizer of ChatGLM2-6B (``role_tokens=False``) and ChatGLM3-6B (``role_tokens=True``)."""
+
+    vocab_files_names = {"vocab_file": "tokenizer.model"}
+    model_input_names = ["input_ids", "attention_mask", "position_ids"]
+
+    def __init__(
+        self,
+        vocab_file: str,
+        role_tokens: bool = True,
+        padding_side: str = "left",
+        clean_up_tokenization_spaces: bool = False,
+        encode_special_tokens: bool = False,
+        **kwargs: Any,
+    ) -> None:
+        self.vocab_file = vocab_file
+        self.sp_model = SentencePieceProcessor(model_file=vocab_file)
+        self.role_tokens = bool(role_tokens)
+        self.encode_special_tokens = encode_special_tokens
+        self.n_base = self.sp_model.vocab_size()
+        specials = BASE_SPECIAL_TOKENS + (ROLE_TOKENS if self.role_tokens else ())
+        self.special_tokens = {tok: self.n_base + i for i, tok in enumerate(specials)}
+        self.index_special_tokens = {i: tok for tok, i in self.special_tokens.items()}
+        self._role_re = re.compile("|".join(re.escape(t) for t in ROLE_TOKENS)) if self.role_tokens else None
+        self._message_re = re.compile(
+            r"(\[gMASK\]sop|" + "|".join(re.escape(t) for t in ROLE_TOKENS) + ")" if self.role_tokens else r"(\[gMASK\]sop)"
+        )
+        for name in ("eos_token", "unk_token", "pad_token", "bos_token"):
+            kwargs.pop(name, None)
+        super().__init__(
+            padding_side=padding_side,
+            clean_up_tokenization_spaces=clean_up_tokenization_spaces,
+            encode_special_tokens=encode_special_tokens,
+            role_tokens=role_tokens,
+            eos_token="</s>",
+            unk_token="<unk>",
+            pad_token="<unk>",
+            **kwargs,
+        )
+
+    # ----------------------------------------------------------------- vocabulary
+    @property
+    def vocab_size(self) -> int:
+        return self.n_base + len(self.special_tokens)
+
+    def get_vocab(self) -> dict[str, int]:
+        vocab = {self.sp_model.IdToPiece(i): i for i in range(self.n_base)}
+        vocab.update(self.special_tokens)
+        return vocab
+
+    def __len__(self) -> int:
+        return self.vocab_size
+
+    def get_command(self, token: str) -> int:
+        """Id of a special token by its official name (``[gMASK]``, ``sop``, ``<|user|>``, ``<eos>``...)."""
+        named = {"<bos>": self.sp_model.bos_id(), "<eos>": self.sp_model.eos_id(), "<pad>": self.sp_model.unk_id()}
+        if token in named:
+            return named[token]
+        if token not in self.special_tokens:
+            raise KeyError(f"{token} is not a special token of this tokenizer")
+        return self.special_tokens[token]
+
+    @property
+    def eos_token_id(self) -> int:  # type: ignore[override]
+        return self.sp_model.eos_id()
+
+    @property
+    def pad_token_id(self) -> int:  # type: ignore[override]
+        return self.sp_model.unk_id()
+
+    @property
+    def unk_token_id(self) -> int:  # type: ignore[override]
+        return self.sp_model.unk_id()
+
+    # ----------------------------------------------------------------- encoding
+    def tokenize(self, text: str, **kwargs: Any) -> list[str]:
+        """Pieces of ``text`` exactly as the official ``SPTokenizer.tokenize`` (no added-token trie)."""
+        encode_special = kwargs.get("encode_special_tokens", self.encode_special_tokens)
+        if not (encode_special and self._role_re is not None):
+            return self.sp_model.EncodeAsPieces(text)
+        pieces: list[str] = []
+        last = 0
+        for match in self._role_re.finditer(text):
+            if last < match.start():
+                pieces.extend(self.sp_model.EncodeAsPieces(text[last : match.start()]))
+            pieces.append(match.group(0))
+            last = match.end()
+        if last < len(text):
+            pieces.extend(self.sp_model.EncodeAsPieces(text[last:]))
+        return pieces
+
+    def _tokenize(self, text: str, **kwargs: Any) -> list[str]:
+        return self.tokenize(text, **kwargs)
+
+    def _convert_token_to_id(self, token: str) -> int:
+        if token in self.special_tokens:
+            return self.special_tokens[token]
+        return self.sp_model.PieceToId(token)
+
+    def _convert_token_to_id_with_added_voc(self, token: str) -> int:
+        return self._convert_token_to_id(token)
+
+    def encode_text(self, text: str) -> list[int]:
+        """SentencePiece ids of ``text`` with no special-token handling (the official ``tokenizer.tokenizer.encode``)."""
+        return self.sp_model.encode(text)
+
+    def build_inputs_with_special_tokens(
+        self, token_ids_0: list[int], token_ids_1: list[int] | None = None
+    ) -> list[int]:
+        ids = self.get_prefix_tokens() + list(token_ids_0)
+        if token_ids_1 is not None:
+            ids = ids + list(token_ids_1) + [self.eos_token_id]
+        return ids
+
+    def get_special_tokens_mask(
+        self, token_ids_0: list[int], token_ids_1: list[int] | None = None, already_has_special_tokens: bool = False
+    ) -> list[int]:
+        if already_has_special_tokens:
+            return [1 if t in self.index_special_tokens else 0 for t in token_ids_0]
+        mask = [1, 1] + [0] * len(token_ids_0)
+        if token_ids_1 is not None:
+            mask += [0] * len(token_ids_1) + [1]
+        return mask
+
+    def num_special_tokens_to_add(self, pair: bool = False) -> int:
+        return 3 if pair else 2
+
+    def get_prefix_tokens(self) -> list[int]:
+        return [self.special_tokens["[gMASK]"], self.special_tokens["sop"]]
+
+    # ----------------------------------------------------------------- chat messages
+    def build_single_message(self, role: str, metadata: str, message: str) -> list[int]:
+        """``<|role|>`` + sp(metadata + "\\n") + sp(message): the official ChatGLM3 message encoding."""
+        if not self.role_tokens:
+            raise ValueError("ChatGLM2 has no role tokens; use the [Round N] prompt instead")
+        if role not in ("system", "user", "assistant", "observation"):
+            raise ValueError(f"unknown role {role!r}")
+        return [self.special_tokens[f"<|{role}|>"]] + self.sp_model.encode(f"{metadata}\n") + self.sp_model.encode(message)
+
+    def _encode_rendered(self, text: str) -> list[int]:
+        """Ids of text rendered by our chat template: the inverse of ``build_single_message`` concatenation.
+
+        ``[gMASK]sop`` and role tokens are special; after a role token the first line is the metadata.
+        """
+        if not self.role_tokens:  # ChatGLM2: a [Round N] text prompt after the prefix
+            body = text[len("[gMASK]sop") :] if text.startswith("[gMASK]sop") else text
+            return self.encode(body, add_special_tokens=True)
+        ids: list[int] = []
+        parts = self._message_re.split(text)
+        role_pending = False
+        for part in parts:
+            if part == "[gMASK]sop":
+                ids.extend(self.get_prefix_tokens())
+                role_pending = False
+            elif part in self.special_tokens:
+                ids.append(self.special_tokens[part])
+                role_pending = True
+            elif part:
+                if role_pending and "\n" in part:
+                    meta, message = part.split("\n", 1)
+                    ids.extend(self.sp_model.encode(meta + "\n"))
+                    if message:
+                        ids.extend(self.sp_model.encode(message))
+                else:
+                    ids.extend(self.sp_model.encode(part))
+                role_pending = False
+        return ids
+
+    def apply_chat_template(self, conversation: Any, *args: Any, tokenize: bool = True, **kwargs: Any) -> Any:
+        """Render with the Jinja template, then encode message by message so ids equal ``build_chat_input``."""
+        return_dict = kwargs.pop("return_dict", False)
+        return_tensors = kwargs.pop("return_tensors", None)
+        text = super().apply_chat_template(conversation, *args, tokenize=False, **kwargs)
+        if not tokenize:
+            return text
+        batched = isinstance(text, list)
+        ids = [self._encode_rendered(t) for t in (text if batched else [text])]
+        if not return_dict and return_tensors is None:
+            return ids if batched else ids[0]
+        out = self.pad({"input_ids": ids}, return_tensors=return_tensors)
+        if not return_dict:
+            return out["input_ids"]
+        if not batched and return_tensors is None:
+            return BatchEncoding({k: v[0] for k, v in out.items()})
+        return out
+
+    # ----------------------------------------------------------------- decoding
+    def _convert_id_to_token(self, index: int) -> str:
+        if index in self.index_special_tokens:
+            return self.index_special_tokens[index]
+        if index in (self.sp_model.eos_id(), self.sp_model.bos_id(), self.sp_model.unk_id()) or index < 0:
+            return ""
+        if index >= self.n_base:  # rows of the padded vocabulary
+            return ""
+        return self.sp_model.IdToPiece(index)
+
+    def convert_ids_to_tokens(self, ids: int | Sequence[int], skip_special_tokens: bool = False) -> str | list[str]:
+        if isinstance(ids, int):
+            return self._convert_id_to_token(ids)
+        return [self._convert_id_to_token(int(i)) for i in ids]
+
+    def convert_tokens_to_string(self, tokens: list[str]) -> str:
+        return self.sp_model.DecodePieces(tokens)
+
+    def _decode(
+        self,
+        token_ids: int | list[int],
+        skip_special_tokens: bool = False,
+        clean_up_tokenization_spaces: bool | None = None,
+        **kwargs: Any,
+    ) -> str:
+        """Official decode: pieces (special ids → their names, eos/bos/pad → '') joined by SentencePiece.
+
+        ``skip_special_tokens`` is accepted and, as in the official ChatGLM3 tokenizer, does not drop
+        ``[gMASK]``/``sop``/role names (they are not registered special tokens there).
+        """
+        if isinstance(token_ids, int):
+            token_ids = [token_ids]
+        tokens = [self._convert_id_to_token(int(i)) for i in token_ids]
+        text = self.sp_model.DecodePieces(tokens)
+        clean = clean_up_tokenization_spaces if clean_up_tokenization_spaces is not None else False
+        return self.clean_up_tokenization(text) if clean else text
+
+    # ----------------------------------------------------------------- padding
+    def _pad(
+        self,
+        encoded_inputs: dict[str, EncodedInput] | BatchEncoding,
+        max_length: int | None = None,
+        padding_strategy: PaddingStrategy = PaddingStrategy.DO_NOT_PAD,
+        pad_to_multiple_of: int | None = None,
+        padding_side: str | None = None,
+        return_attention_mask: bool | None = None,
+    ) -> dict:
+        return pad_left_with_positions(self, encoded_inputs, max_length, padding_strategy, pad_to_multiple_of)
+
+    # ----------------------------------------------------------------- saving
+    def save_vocabulary(self, save_directory: str, filename_prefix: str | None = None) -> tuple[str]:
+        out = os.path.join(save_directory, (filename_prefix + "-" if filename_prefix else "") + "tokenizer.model")
+        if os.path.abspath(self.vocab_file) != os.path.abspath(out):
+            copyfile(self.vocab_file, out)
+        return (out,)
+
+
+def pad_left_with_positions(
+    tokenizer: Any,
+    encoded_inputs: dict[str, EncodedInput] | BatchEncoding,
+    max_length: int | None,
+    padding_strategy: PaddingStrategy,
+    pad_to_multiple_of: int | None,
+) -> dict:
+    """The official ``_pad`` of ChatGLM2/3/GLM-4: left padding of ids, attention mask and position ids."""
+    key = tokenizer.model_input_names[0]
+    required = encoded_inputs[key]
+    seq_length = len(required)
+    if padding_strategy == PaddingStrategy.LONGEST:
+        max_length = seq_length
+    if max_length is not None and pad_to_multiple_of is not None and max_length % pad_to_multiple_of != 0:
+        max_length = (max_length // pad_to_multiple_of + 1) * pad_to_multiple_of
+    if "attention_mask" not in encoded_inputs:
+        encoded_inputs["attention_mask"] = [1] * seq_length
+    if "position_ids" not in encoded_inputs:
+        encoded_inputs["position_ids"] = list(range(seq_length))
+    if padding_strategy != PaddingStrategy.DO_NOT_PAD and max_length is not None and seq_length != max_length:
+        diff = max_length - seq_length
+        encoded_inputs["attention_mask"] = [0] * diff + list(encoded_inputs["attention_mask"])
+        encoded_inputs["position_ids"] = [0] * diff + list(encoded_inputs["position_ids"])
+        encoded_inputs[key] = [tokenizer.pad_token_id] * diff + list(required)
+    return encoded_inputs
