@@ -1,0 +1,1 @@
+"""Models: loading original THUDM checkpoints into native classes, conversion, adapters, export."""
