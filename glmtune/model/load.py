@@ -88,7 +88,8 @@ def load(
 
 
 def _quiet_loading() -> None:
-    logging.getLogger("transformers.modeling_utils").setLevel(logging.ERROR)
+    for name in ("transformers.modeling_utils", "transformers.distributed.tensor_parallel"):
+        logging.getLogger(name).setLevel(logging.ERROR)
 
 
 def _load_original(
