@@ -51,6 +51,7 @@ class Family:
     official_modules: dict[str, tuple[str, ...]]  # official module name -> native module names
     invalid_score_token: int  # official InvalidScoreLogitsProcessor puts 5e4 here on NaN/inf scores
     variants: tuple[Variant, ...] = ()
+    supports_tools: bool = False
 
     # ------------------------------------------------------------ prompt format
     def render_chat(self, tokenizer: Any, messages: list[Message], add_generation_prompt: bool = True) -> list[int]:

@@ -108,6 +108,7 @@ CHATGLM3 = ChatGLM3Family(
         "dense_4h_to_h": ("down_proj",),
     },
     invalid_score_token=5,
+    supports_tools=True,
     variants=(
         Variant("chatglm3", "THUDM/chatglm3-6b", {"seq_length": 8192}),
         Variant("chatglm3-base", "THUDM/chatglm3-6b-base", {"seq_length": 32768}),

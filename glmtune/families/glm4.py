@@ -124,5 +124,6 @@ GLM4 = GLM4Family(
         "dense_4h_to_h": ("down_proj",),
     },
     invalid_score_token=198,
+    supports_tools=True,
     variants=(Variant("glm4", "THUDM/glm-4-9b-chat", {"seq_length": 131072, "rope_ratio": 500}),),
 )

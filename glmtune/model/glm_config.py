@@ -56,11 +56,14 @@ def native_config(original: dict[str, Any], family: str, where: str = "config.js
         rope_parameters={"rope_type": "default", "rope_theta": rope_theta, "partial_rotary_factor": 0.5},
         glmtune_family=family,
         glmtune_seq_length=original.get("seq_length"),
+        glmtune_name_or_path=original.get("_name_or_path", ""),
     )
 
 
-def original_config(native: GlmConfig, name_or_path: str = "") -> dict[str, Any]:
+def original_config(native: GlmConfig, family: str | None = None) -> dict[str, Any]:
     """The official ChatGLM2/3/GLM-4 ``config.json`` dict of a native config (inverse of :func:`native_config`)."""
+    family = family or getattr(native, "glmtune_family", None)
+    name_or_path = getattr(native, "glmtune_name_or_path", None) or f"glmtune-{family or 'chatglm'}"
     rope = native.rope_parameters or {}
     theta = float(rope.get("rope_theta", 10000.0))
     out: dict[str, Any] = {
@@ -95,6 +98,8 @@ def original_config(native: GlmConfig, name_or_path: str = "") -> dict[str, Any]
         "eos_token_id": native.eos_token_id,
         "pad_token_id": native.pad_token_id,
     }
+    if family == "glm4":
+        out.update(classifier_dropout=None, num_hidden_layers=native.num_hidden_layers)
     if theta != 10000.0:
         ratio = theta / 10000.0
         out["rope_ratio"] = int(ratio) if ratio.is_integer() else ratio

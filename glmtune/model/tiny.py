@@ -14,11 +14,11 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors.torch import save_file
 
 from glmtune.errors import GlmtuneError
 from glmtune.families import VARIANTS, Family
 from glmtune.io import atomic_directory
+from glmtune.model.shards import write_weights
 
 INIT_STD = 0.2
 TINY_DIMS = {
@@ -161,25 +161,6 @@ def random_original_weights(config: dict[str, Any], seed: int) -> dict[str, torc
             weights[name] = torch.randn(shape, generator=gen) * INIT_STD
     weights[ROTARY_BUFFER] = rotary_inv_freq(config, torch.float32)
     return weights
-
-
-def write_weights(directory: Path, weights: dict[str, torch.Tensor], fmt: str, shards: int = 2) -> None:
-    """Sharded safetensors with ``model.safetensors.index.json`` (embeddings first), or one ``pytorch_model.bin``."""
-    if fmt == "bin":
-        torch.save(dict(sorted(weights.items())), directory / "pytorch_model.bin")
-        return
-    names = sorted(weights)
-    first = [n for n in names if "embed" in n]
-    rest = [n for n in names if n not in first]
-    groups = [first, rest] if shards == 2 else [names]
-    total = sum(t.numel() * t.element_size() for t in weights.values())
-    weight_map: dict[str, str] = {}
-    for i, group in enumerate(groups, 1):
-        fname = f"model-{i:05d}-of-{len(groups):05d}.safetensors"
-        save_file({n: weights[n].contiguous() for n in group}, str(directory / fname), metadata={"format": "pt"})
-        weight_map.update({n: fname for n in group})
-    index = {"metadata": {"total_size": total}, "weight_map": dict(sorted(weight_map.items()))}
-    _write_json(directory / "model.safetensors.index.json", index)
 
 
 def _write_json(path: Path, data: dict[str, Any]) -> None:

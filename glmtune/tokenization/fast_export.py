@@ -1,0 +1,101 @@
+"""``tokenizer.json`` for native exports, so plain ``AutoTokenizer`` loads the tokenizer without remote code.
+
+ChatGLM2/3: a byte-fallback BPE built from the SentencePiece pieces (merges from piece order), with SentencePiece's
+normaliser and whitespace pre-splitting, and a dummy prefix on every text segment (as the official per-message
+encoding has); GLM-4: byte-level BPE from the tiktoken ranks with the GLM-4 split pattern. Specials follow the base
+vocabulary in the official order; ``[gMASK] sop`` is added by the post-processor. Tests check the ids against the
+exact tokenizer on the project's corpus and on chat templates.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from tokenizers import AddedToken, Regex, Tokenizer, decoders, models, normalizers, pre_tokenizers, processors
+from transformers import PreTrainedTokenizerFast
+
+from glmtune.families import Family
+
+# A native chat template for the fast tokenizer: the space before the content stands for the dummy prefix the
+# official code gets by encoding each message separately (SentencePiece then drops/merges it identically).
+CHATGLM3_FAST_TEMPLATE = (
+    "[gMASK]sop"
+    "{% for message in messages %}"
+    "<|{{ message['role'] }}|>{{ message.get('metadata', '') }}\n {{ message['content'] }}"
+    "{% if message['role'] == 'system' and message.get('tools') is not none %}"
+    "\n{{ message['tools'] | tojson(indent=4) }}{% endif %}"
+    "{% endfor %}"
+    "{% if add_generation_prompt %}<|assistant|>{% endif %}"
+)
+
+
+def _sentencepiece_tokenizer(tokenizer: Any) -> Tokenizer:
+    from transformers.convert_slow_tokenizer import import_protobuf
+    from transformers.tokenization_utils_base import generate_merges
+
+    proto = import_protobuf().ModelProto()
+    proto.ParseFromString(Path(tokenizer.vocab_file).read_bytes())
+    vocab = {p.piece: i for i, p in enumerate(proto.pieces)}
+    merges = generate_merges(vocab)
+    # the official encode maps a piece spelled like a special token ("sop") to the special id: so does this vocab
+    vocab.update(tokenizer.special_tokens)
+    fast = Tokenizer(models.BPE(vocab, merges, unk_token=proto.trainer_spec.unk_piece,
+                                fuse_unk=True, byte_fallback=proto.trainer_spec.byte_fallback))
+    steps = []
+    if proto.normalizer_spec.precompiled_charsmap:
+        steps.append(normalizers.Precompiled(proto.normalizer_spec.precompiled_charsmap))
+    if proto.normalizer_spec.add_dummy_prefix:
+        steps.append(normalizers.Prepend("▁"))
+    steps.append(normalizers.Replace(" ", "▁"))
+    fast.normalizer = normalizers.Sequence(steps)
+    fast.decoder = decoders.Sequence([decoders.Replace("▁", " "), decoders.ByteFallback(), decoders.Fuse(),
+                                      decoders.Strip(" ", 1, 0)])
+    return fast
+
+
+def _tiktoken_tokenizer(tokenizer: Any) -> Tokenizer:
+    from transformers.convert_slow_tokenizer import TikTokenConverter
+
+    from glmtune.tokenization.tiktoken_glm4 import GLM4_PATTERN
+
+    conv = TikTokenConverter(vocab_file=tokenizer.vocab_file, pattern=GLM4_PATTERN)
+    fast = conv.tokenizer()
+    fast.pre_tokenizer = pre_tokenizers.Sequence([
+        pre_tokenizers.Split(Regex(GLM4_PATTERN), behavior="isolated", invert=False),
+        pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False),
+    ])
+    fast.decoder = decoders.ByteLevel()
+    return fast
+
+
+def build_fast_tokenizer(tokenizer: Any, family: Family) -> PreTrainedTokenizerFast:
+    """A ``PreTrainedTokenizerFast`` equivalent to glmtune's exact ``tokenizer`` for ChatGLM2/3 and GLM-4."""
+    glm4 = family.name == "glm4"
+    fast = _tiktoken_tokenizer(tokenizer) if glm4 else _sentencepiece_tokenizer(tokenizer)
+    specials = sorted(tokenizer.special_tokens.items(), key=lambda kv: kv[1])
+    fast.add_special_tokens([AddedToken(t, special=True, normalized=False) for t, _ in specials])
+    for token, index in specials:
+        if fast.token_to_id(token) != index:
+            raise ValueError(f"special token {token} got id {fast.token_to_id(token)}, expected {index}")
+    gmask, sop = ("[gMASK]", "<sop>") if glm4 else ("[gMASK]", "sop")
+    eos = "<|endoftext|>" if glm4 else "</s>"
+    fast.post_processor = processors.TemplateProcessing(
+        single=f"{gmask} {sop} $A", pair=f"{gmask} {sop} $A $B {eos}",
+        special_tokens=[(gmask, fast.token_to_id(gmask)), (sop, fast.token_to_id(sop)), (eos, fast.token_to_id(eos))],
+    )
+    pad = "<|endoftext|>" if glm4 else "<unk>"
+    wrapped = PreTrainedTokenizerFast(
+        tokenizer_object=fast, eos_token=eos, pad_token=pad, unk_token=None if glm4 else "<unk>",
+        padding_side="left", clean_up_tokenization_spaces=False,
+    )
+    wrapped.chat_template = _fast_template(tokenizer, family)
+    return wrapped
+
+
+def _fast_template(tokenizer: Any, family: Family) -> str:
+    if family.name == "chatglm3":
+        return CHATGLM3_FAST_TEMPLATE
+    if family.name == "glm4":
+        return getattr(tokenizer, "chat_template", None) or family.chat_template()
+    return family.chat_template()

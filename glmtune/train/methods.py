@@ -1,0 +1,135 @@
+"""Fine-tuning methods: what is trainable, and how the model is wrapped (peft for LoRA/QLoRA)."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import torch
+
+from glmtune.config.schema import MethodConfig, ModelConfig
+from glmtune.errors import GlmtuneError
+from glmtune.families import Family
+
+
+def quantization_config(cfg: ModelConfig, method: str) -> Any:
+    """A ``BitsAndBytesConfig`` for QLoRA (``method: qlora`` defaults to 4-bit nf4 with double quantisation)."""
+    bits = cfg.quantization_bit or (4 if method == "qlora" else None)
+    if bits is None:
+        return None
+    if method != "qlora":
+        raise GlmtuneError("model.quantization_bit needs method qlora (quantized weights cannot be trained directly)")
+    from transformers import BitsAndBytesConfig
+
+    compute = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}.get(cfg.compute_dtype)
+    if compute is None:
+        compute = torch.bfloat16 if torch.cuda.is_available() and torch.cuda.is_bf16_supported() else torch.float32
+    if bits == 4:
+        if cfg.quant_type not in ("nf4", "fp4"):
+            raise GlmtuneError(f"model.quant_type {cfg.quant_type!r}: choose nf4 or fp4")
+        return BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type=cfg.quant_type,
+                                  bnb_4bit_use_double_quant=cfg.double_quant, bnb_4bit_compute_dtype=compute)
+    if bits == 8:
+        return BitsAndBytesConfig(load_in_8bit=True)
+    raise GlmtuneError(f"model.quantization_bit {bits}: choose 4 or 8")
+
+
+def resolve_lora_targets(model: Any, family: Family, names: list[str] | None) -> list[str]:
+    """Native module names to adapt; official names (``query_key_value``...) are translated per family."""
+    wanted: list[str] = []
+    for name in names or list(family.lora_targets):
+        wanted += list(family.official_modules.get(name, (name,)))
+    present = {n.rsplit(".", 1)[-1] for n, m in model.named_modules() if isinstance(m, torch.nn.Linear) or
+               type(m).__name__.startswith("Linear")}
+    missing = [w for w in dict.fromkeys(wanted) if w not in present]
+    if missing:
+        raise GlmtuneError(f"method.lora_targets: {', '.join(missing)} not in this {family.title} model; "
+                           f"linear modules are {', '.join(sorted(present))}")
+    return list(dict.fromkeys(wanted))
+
+
+def apply_method(model: Any, family: Family, method: MethodConfig, gradient_checkpointing: bool) -> Any:
+    """Make the right parameters trainable and wrap the model; returns the model to train."""
+    if method.name in ("lora", "qlora"):
+        return _apply_lora(model, family, method, gradient_checkpointing)
+    if method.name == "ptuning-v2":
+        return _apply_ptuning(model, family, method)
+    if method.name == "freeze":
+        _apply_freeze(model, method)
+        return model
+    for p in model.parameters():
+        p.requires_grad = True
+    return model
+
+
+def _apply_lora(model: Any, family: Family, method: MethodConfig, gradient_checkpointing: bool) -> Any:
+    from peft import LoraConfig, get_peft_model, prepare_model_for_kbit_training
+
+    if method.name == "qlora":
+        model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=gradient_checkpointing,
+                                                gradient_checkpointing_kwargs={"use_reentrant": False})
+        _cpu_4bit_fix(model)
+    targets = resolve_lora_targets(model, family, method.lora_targets)
+    config = LoraConfig(r=method.lora_r, lora_alpha=method.lora_alpha, lora_dropout=method.lora_dropout,
+                        target_modules=targets, task_type="CAUSAL_LM")
+    model = get_peft_model(model, config)
+    if gradient_checkpointing:
+        model.enable_input_require_grads()
+    return model
+
+
+def _cpu_4bit_fix(model: Any) -> None:
+    """bitsandbytes' CPU 4-bit path breaks after an eval pass with the AVX512-bf16 kernel: turn that path off."""
+    if torch.cuda.is_available():
+        return
+    for module in model.modules():
+        weight = getattr(module, "weight", None)
+        state = getattr(weight, "quant_state", None)
+        if state is not None or type(module).__name__ == "Linear4bit":
+            if hasattr(module, "support_avx512bf16_for_cpu"):
+                module.support_avx512bf16_for_cpu = False
+
+
+def _apply_ptuning(model: Any, family: Family, method: MethodConfig) -> Any:
+    if family.architecture == "chatglm-v1":
+        from glmtune.model.chatglm_v1.ptuning import add_prefix_v1
+
+        return add_prefix_v1(model, method.pre_seq_len, method.prefix_projection)
+    from glmtune.model.ptuning import add_prefix
+
+    return add_prefix(model, method.pre_seq_len, method.prefix_projection)
+
+
+def _apply_freeze(model: Any, method: MethodConfig) -> None:
+    """Train only the last N transformer layers (or modules whose name matches one of the given patterns)."""
+    names = [n for n, _ in model.named_parameters()]
+    if method.freeze_trainable_modules:
+        patterns = [re.compile(p) for p in method.freeze_trainable_modules]
+        chosen = {n for n in names if any(p.search(n) for p in patterns)}
+        if not chosen:
+            raise GlmtuneError(f"method.freeze_trainable_modules {method.freeze_trainable_modules} match no parameter")
+    else:
+        layer_ids = sorted({int(m.group(1)) for n in names if (m := re.search(r"layers\.(\d+)\.", n))})
+        if not layer_ids:
+            raise GlmtuneError("freeze: no numbered transformer layers found in this model")
+        n = method.freeze_trainable_layers
+        if n < 1 or n > len(layer_ids):
+            raise GlmtuneError(f"method.freeze_trainable_layers {n}: the model has {len(layer_ids)} layers")
+        keep = set(layer_ids[-n:])
+        chosen = {p for p in names if (m := re.search(r"layers\.(\d+)\.", p)) and int(m.group(1)) in keep}
+    for name, param in model.named_parameters():
+        param.requires_grad = name in chosen
+
+
+def count_parameters(model: Any) -> tuple[int, int]:
+    """(trainable, total) parameter counts."""
+    total = sum(p.numel() for p in model.parameters())
+    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    return trainable, total
+
+
+def upcast_trainable(model: Any) -> None:
+    """Keep trainable parameters in fp32 (as the official demo does), whatever the base dtype."""
+    for p in model.parameters():
+        if p.requires_grad and p.dtype in (torch.float16, torch.bfloat16):
+            p.data = p.data.float()

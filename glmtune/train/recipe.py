@@ -1,0 +1,160 @@
+"""The training recipe, top to bottom: config -> model -> method -> data -> Trainer -> artefacts.
+
+Every ``TrainingArguments`` feature works unchanged (logging, ``report_to``, eval, save strategies, DDP via
+``torchrun``/``accelerate launch``, DeepSpeed/FSDP configs): glmtune only chooses the model, the data and the
+collator, and saves checkpoints atomically.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from glmtune.config.schema import TrainConfig
+from glmtune.errors import GlmtuneError
+from glmtune.train import methods, resume
+from glmtune.train.plot import plot_loss
+
+log = logging.getLogger("glmtune.train")
+
+
+@dataclass
+class TrainResult:
+    output_dir: Path
+    final_dir: Path
+    train_loss: float | None
+    first_loss: float | None
+    last_loss: float | None
+    loss_plot: Path | None
+    trainer_state: Path
+    metrics: dict[str, Any]
+
+
+def fingerprint(cfg: TrainConfig) -> dict[str, Any]:
+    """What makes two runs "the same run" for resuming into one output directory."""
+    summary = {
+        "model": cfg.model.path,
+        "method": cfg.method.name,
+        "data": cfg.data.train,
+        "mode": cfg.data.mode,
+        "max_length": cfg.data.max_length,
+        "lora_r": cfg.method.lora_r if cfg.method.name in ("lora", "qlora") else None,
+        "pre_seq_len": cfg.method.pre_seq_len if cfg.method.name == "ptuning-v2" else None,
+    }
+    digest = hashlib.sha256(json.dumps(summary, sort_keys=True).encode()).hexdigest()[:16]
+    return {"fingerprint": digest, "summary": summary}
+
+
+def train(cfg: TrainConfig) -> TrainResult:
+    """Run one fine-tuning job; returns where everything went."""
+    from transformers import GenerationConfig, set_seed
+
+    import glmtune
+    from glmtune.train.datasets import build_datasets
+    from glmtune.train.trainer import GlmTrainer
+
+    args = cfg.training
+    output_dir = Path(args.output_dir)
+    resume_from = resume.resolve_resume(args.resume, output_dir)
+    run = fingerprint(cfg)
+    resume.check_output_dir(output_dir, run, resuming=resume_from is not None, overwrite=args.overwrite_output_dir)
+    set_seed(args.seed)
+
+    # ---- model
+    quant = methods.quantization_config(cfg.model, cfg.method.name)
+    dtype = cfg.model.dtype
+    if dtype == "auto" and not torch.cuda.is_available():
+        dtype = "fp32"  # CPU training in fp16 is not supported by most kernels
+    loaded = glmtune.load(cfg.model.path, dtype=dtype, attn_implementation=cfg.model.attn_implementation,
+                          family=cfg.model.family, quantization_config=quant)
+    tokenizer, family = loaded.tokenizer, loaded.family
+    model = loaded.model
+    model.config.use_cache = False
+    model = methods.apply_method(model, family, cfg.method, bool(args.gradient_checkpointing))
+    if quant is None:
+        methods.upcast_trainable(model)
+    trainable, total = methods.count_parameters(model)
+    if trainable == 0:
+        raise GlmtuneError(f"method {cfg.method.name}: no trainable parameters")
+    log.info("trainable parameters: %d / %d (%.2f%%)", trainable, total, 100 * trainable / total)
+    if args.gradient_checkpointing and not args.gradient_checkpointing_kwargs:
+        args.gradient_checkpointing_kwargs = {"use_reentrant": False}
+
+    # ---- data
+    data = build_datasets(cfg, tokenizer, family)
+    stop_ids = family.stop_token_ids(tokenizer)
+    gen = dict(cfg.generation)
+    if args.predict_with_generate:
+        gen.setdefault("max_new_tokens", 128)
+        gen.setdefault("do_sample", False)
+        args.generation_config = GenerationConfig(**gen, eos_token_id=stop_ids, pad_token_id=tokenizer.pad_token_id)
+    if data.eval is None and args.eval_strategy != "no":
+        args.eval_strategy = "no"
+
+    # ---- trainer
+    trainer = GlmTrainer(
+        model=model,
+        args=args,
+        train_dataset=data.train,
+        eval_dataset=data.eval,
+        data_collator=data.collator,
+        processing_class=tokenizer,
+        compute_metrics=_metrics_fn(tokenizer) if args.predict_with_generate else None,
+        stop_token_ids=stop_ids,
+        pad_token_id=tokenizer.pad_token_id,
+        save_fn=_saver(cfg, family),
+    )
+    if trainer.is_world_process_zero():
+        resume.write_run_file(output_dir, run)
+    result = trainer.train(resume_from_checkpoint=resume_from)
+    trainer.save_model(str(output_dir))
+    trainer.save_state()
+    metrics: dict[str, Any] = dict(result.metrics)
+    if data.test is not None:
+        metrics.update(trainer.predict(data.test, metric_key_prefix="test").metrics)
+    state_file = output_dir / "trainer_state.json"
+    plot = plot_loss(state_file, output_dir / "loss.png") if args.plot_loss and trainer.is_world_process_zero() else None
+    if trainer.is_world_process_zero():
+        (output_dir / "glmtune_config.json").write_text(
+            json.dumps(_config_dict(cfg), indent=2, ensure_ascii=False, default=str) + "\n", encoding="utf-8")
+    losses = [e["loss"] for e in trainer.state.log_history if "loss" in e]
+    return TrainResult(output_dir=output_dir, final_dir=output_dir, train_loss=metrics.get("train_loss"),
+                       first_loss=losses[0] if losses else None, last_loss=losses[-1] if losses else None,
+                       loss_plot=plot, trainer_state=state_file, metrics=metrics)
+
+
+def _config_dict(cfg: TrainConfig) -> dict[str, Any]:
+    return {"model": asdict(cfg.model), "data": asdict(cfg.data), "method": asdict(cfg.method),
+            "generation": cfg.generation, "training": cfg.training.to_dict()}
+
+
+def _metrics_fn(tokenizer: Any):
+    from glmtune.evaluate import compute_metrics
+
+    def compute(eval_pred: Any) -> dict[str, float]:
+        preds, refs = eval_pred.predictions, eval_pred.label_ids
+        pad = tokenizer.pad_token_id
+        decode = lambda rows: [tokenizer.decode([t for t in r if t != pad and t >= 0]).strip() for r in rows]  # noqa: E731
+        scores = compute_metrics(decode(preds), decode(refs), variant="finetune-demo")
+        return {k: float(v) for k, v in scores.items()}
+
+    return compute
+
+
+def _saver(cfg: TrainConfig, family: Any):
+    """How a checkpoint stores the model: peft adapters, the official prefix format, or the full native model."""
+    if cfg.method.name != "ptuning-v2":
+        return None
+
+    def save(model: Any, output_dir: str) -> None:
+        from glmtune.model.export import save_prefix_checkpoint
+
+        save_prefix_checkpoint(model, Path(output_dir), family)
+
+    return save
