@@ -54,6 +54,113 @@ def make_tiny_cmd(
     typer.echo(f"wrote {family} tiny checkpoint to {path}")
 
 
+@app.command("convert")
+def convert_cmd(
+    src: Annotated[Path, typer.Argument(help="Checkpoint directory (original THUDM or native layout).")],
+    dst: Annotated[Path, typer.Argument(help="Output directory (written atomically).")],
+    to: Annotated[str, typer.Option(help="native (plain transformers) or original (THUDM layout)")] = "native",
+    dtype: Annotated[str | None, typer.Option(help="Cast weights: fp32 | bf16 | fp16")] = None,
+    family: Annotated[str | None, typer.Option(help="Override family detection (e.g. chatglm2).")] = None,
+    force: Annotated[bool, typer.Option(help="Replace DST if it exists.")] = False,
+) -> None:
+    """Convert a checkpoint between the original THUDM layout and a native transformers directory."""
+    from glmtune.model.convert import convert
+
+    out = convert(src, dst, to=to, dtype=dtype, family=family, force=force)
+    typer.echo(f"wrote {to} checkpoint to {out}")
+
+
+@app.command(
+    "train",
+    context_settings={"allow_extra_args": True, "ignore_unknown_options": True},
+)
+def train_cmd(
+    ctx: typer.Context,
+    args: Annotated[
+        list[str],
+        typer.Argument(
+            help="CONFIG.yaml [--section.key value ...], or the official form DATA_DIR MODEL_DIR CONFIG.yaml [yes|N]",
+            show_default=False,
+        ),
+    ],
+) -> None:
+    """Fine-tune with LoRA, QLoRA, P-Tuning v2, freeze or full training (see configs/ for examples)."""
+    from glmtune.commands.train import run_train
+
+    everything = list(args) + list(ctx.args)
+    run_train(everything)
+
+
+@app.command("chat")
+def chat_cmd(
+    model: Annotated[Path, typer.Argument(help="Model directory, or a LoRA/P-Tuning checkpoint naming its base.")],
+    adapter: Annotated[Path | None, typer.Option(help="LoRA adapter or P-Tuning checkpoint directory.")] = None,
+    prompt: Annotated[str | None, typer.Option(help="Answer this one prompt and exit.")] = None,
+    system: Annotated[str | None, typer.Option(help="System prompt.")] = None,
+    tools: Annotated[Path | None, typer.Option(help="JSON file with tool definitions (ChatGLM3/GLM-4).")] = None,
+    max_new_tokens: Annotated[int, typer.Option(help="Maximum tokens per reply.")] = 512,
+    temperature: Annotated[float, typer.Option(help="0 = greedy.")] = 0.8,
+    top_p: Annotated[float, typer.Option()] = 0.8,
+    seed: Annotated[int | None, typer.Option(help="Random seed for sampling.")] = None,
+    dtype: Annotated[str, typer.Option(help="auto | fp32 | bf16 | fp16")] = "auto",
+    compat_official_chat: Annotated[
+        bool, typer.Option(help="Reproduce the official chat() quirk of dropping the last generated token.")
+    ] = False,
+) -> None:
+    """Chat in the terminal (streaming, history, tools); --prompt for one-shot use."""
+    from glmtune.commands.chat import run_chat
+
+    run_chat(model, adapter=adapter, prompt=prompt, system=system, tools=tools, max_new_tokens=max_new_tokens,
+             temperature=temperature, top_p=top_p, seed=seed, dtype=dtype, compat=compat_official_chat)
+
+
+@app.command("export")
+def export_cmd(
+    ckpt: Annotated[Path, typer.Argument(help="A LoRA/P-Tuning checkpoint (or training output) directory.")],
+    out_dir: Annotated[Path, typer.Option("--out-dir", help="Where to write the full model.")],
+    layout: Annotated[str, typer.Option(help="native (plain transformers) or original (THUDM layout)")] = "native",
+    base: Annotated[Path | None, typer.Option(help="Base model (default: the one the checkpoint names).")] = None,
+    dtype: Annotated[str | None, typer.Option(help="fp32 | bf16 | fp16 (default: keep)")] = None,
+    force: Annotated[bool, typer.Option(help="Replace OUT_DIR if it exists.")] = False,
+) -> None:
+    """Merge a LoRA adapter (or attach a P-Tuning prefix) into a full checkpoint."""
+    from glmtune.commands.export import run_export
+
+    run_export(ckpt, out_dir, layout=layout, base=base, dtype=dtype, force=force)
+
+
+@app.command("eval")
+def eval_cmd(
+    model: Annotated[Path | None, typer.Argument(help="Model to generate with (omit with --predictions).")] = None,
+    predictions: Annotated[Path | None, typer.Option(help="JSONL with prediction and reference fields.")] = None,
+    data: Annotated[Path | None, typer.Option(help="Data file to generate predictions for (with MODEL).")] = None,
+    adapter: Annotated[Path | None, typer.Option(help="LoRA adapter or P-Tuning checkpoint.")] = None,
+    variant: Annotated[str, typer.Option(help="finetune-demo (ChatGLM3) or ptuning (ChatGLM2/ChatGLM-6B)")] = (
+        "finetune-demo"
+    ),
+    batch_size: Annotated[int, typer.Option(help="Generation batch size.")] = 8,
+    max_new_tokens: Annotated[int, typer.Option()] = 256,
+) -> None:
+    """Score predictions with the official ROUGE-1/2/L and BLEU-4; prints JSON."""
+    from glmtune.commands.evaluate import run_eval
+
+    run_eval(model=model, predictions=predictions, data=data, adapter=adapter, variant=variant,
+             batch_size=batch_size, max_new_tokens=max_new_tokens)
+
+
+@app.command("demo")
+def demo_cmd(
+    workdir: Annotated[Path, typer.Option(help="Where the demo writes its checkpoint, adapter and plots.")] = Path(
+        "runs/demo"
+    ),
+    steps: Annotated[int, typer.Option(help="Training steps.")] = 60,
+) -> None:
+    """Make a tiny ChatGLM3, LoRA-tune it on examples/, then chat with the result."""
+    from glmtune.commands.demo import run_demo
+
+    run_demo(workdir, steps=steps)
+
+
 def main() -> None:
     """Entry point of the ``glmtune`` script."""
     try:

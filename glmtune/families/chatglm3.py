@@ -25,11 +25,19 @@ CHAT_TEMPLATE = (
 
 
 def format_tool_call_code(name: str, arguments: dict[str, Any]) -> str:
-    """``tool_call(a='x', b=1)`` as the official ChatGLM3 data builder writes it (keyword literals)."""
+    """``tool_call(a='x', b=1)`` as the official ChatGLM3 data builder writes it (keyword literals).
+
+    The official code used astunparse 1.6.3; ``ast.unparse`` writes the same text for every JSON value except a
+    top-level NaN (astunparse: ``nan``, ast: ``(1e309-1e309)``), which is special-cased.
+    """
+
+    def literal(v: Any) -> ast.expr:
+        return ast.Name(id="nan") if isinstance(v, float) and v != v else ast.Constant(v)
+
     call = ast.Call(
         func=ast.Name(id=name),
         args=[],
-        keywords=[ast.keyword(arg=k, value=ast.Constant(v)) for k, v in arguments.items()],
+        keywords=[ast.keyword(arg=k, value=literal(v)) for k, v in arguments.items()],
     )
     return ast.unparse(call)
 

@@ -87,6 +87,18 @@ class Engine:
         return next(self.model.parameters()).device
 
     # ------------------------------------------------------------------------------------------- prompts
+    @staticmethod
+    def as_messages(history: list[Any] | None) -> list[Message]:
+        """Messages from a history of messages or of official ``(query, response)`` pairs (ChatGLM-6B/ChatGLM2)."""
+        out: list[Message] = []
+        for item in history or []:
+            if isinstance(item, dict):
+                out.append(copy.deepcopy(item))
+            else:
+                query, response = item
+                out += [{"role": "user", "content": query}, {"role": "assistant", "content": response}]
+        return out
+
     def build_messages(self, messages: list[Message], tools: list[dict] | None = None,
                        system: str | None = None) -> list[Message]:
         """A deep copy of ``messages`` with the system prompt and tool definitions in the family's place."""
@@ -158,11 +170,12 @@ class Engine:
              tools: list[dict] | None = None, system: str | None = None,
              role: str = "user") -> tuple[Reply, list[Message]]:
         """Answer ``query`` after ``history``; returns the reply and a NEW history (the input is not mutated)."""
-        messages = self.build_messages([*(history or []), {"role": role, "content": query}], tools, system)
+        past = self.as_messages(history)
+        messages = self.build_messages([*past, {"role": role, "content": query}], tools, system)
         params = params or GenerationParams()
         prompt = self.prompt_ids(messages)
         reply = self.finish(len(prompt), self.generate_ids([prompt], params)[0], bool(tools), params)
-        return reply, [*copy.deepcopy(history or []), {"role": role, "content": query}, reply.message]
+        return reply, [*past, {"role": role, "content": query}, reply.message]
 
     def stream(self, messages: list[Message], params: GenerationParams | None = None,
                tools: list[dict] | None = None) -> Iterator[str | Reply]:

@@ -167,7 +167,7 @@ class ChatGLMv1Tokenizer(PreTrainedTokenizer):
         chunks = [c for c in self._special_re.split(text) if c]
         is_special = [bool(self._special_re.fullmatch(c)) for c in chunks]
         if self.do_lower_case:
-            chunks = [c if s else c.lower() for c, s in zip(chunks, is_special)]
+            chunks = [c if s else c.lower() for c, s in zip(chunks, is_special, strict=True)]
         for i, special in enumerate(is_special):
             if not special:
                 continue
@@ -176,7 +176,7 @@ class ChatGLMv1Tokenizer(PreTrainedTokenizer):
             if i > 0 and chunks[i - 1]:
                 chunks[i - 1] = chunks[i - 1].rstrip()
         pieces: list[str] = []
-        for chunk, special in zip(chunks, is_special):
+        for chunk, special in zip(chunks, is_special, strict=True):
             if not chunk:
                 continue
             pieces.extend([chunk] if special else self._tokenize(chunk))
@@ -202,9 +202,9 @@ class ChatGLMv1Tokenizer(PreTrainedTokenizer):
     def build_inputs_with_special_tokens(
         self, token_ids_0: list[int], token_ids_1: list[int] | None = None
     ) -> list[int]:
-        ids = list(token_ids_0) + [self.gmask_token_id, self.bos_token_id]
+        ids = [*token_ids_0, self.gmask_token_id, self.bos_token_id]
         if token_ids_1 is not None:
-            ids = ids + list(token_ids_1) + [self.eos_token_id]
+            ids = [*ids, *token_ids_1, self.eos_token_id]
         return ids
 
     def get_special_tokens_mask(
@@ -277,7 +277,9 @@ class ChatGLMv1Tokenizer(PreTrainedTokenizer):
         pad = self.pad_token_id
         tokens = self.convert_ids_to_tokens([i for i in ids if i != pad], skip_special_tokens=skip_special_tokens)
         text = self.convert_tokens_to_string(tokens) if tokens else ""
-        clean = self.clean_up_tokenization_spaces if clean_up_tokenization_spaces is None else clean_up_tokenization_spaces
+        clean = clean_up_tokenization_spaces
+        if clean is None:
+            clean = self.clean_up_tokenization_spaces
         return self.clean_up_tokenization(text) if clean else text
 
     def clean_up_tokenization(self, text: str) -> str:

@@ -29,13 +29,20 @@ class GlmTrainer(Seq2SeqTrainer):
 
     # ------------------------------------------------------------------------------------- custom model files
     def _save(self, output_dir: str | None = None, state_dict: dict | None = None) -> None:
-        if self.save_fn is None:
+        model = self.accelerator.unwrap_model(self.model)
+        is_peft = type(model).__name__.startswith("Peft")
+        if self.save_fn is None and not is_peft:
             return super()._save(output_dir, state_dict)
         output_dir = output_dir or self.args.output_dir
         if not self.args.should_save:
             return None
         os.makedirs(output_dir, exist_ok=True)
-        self.save_fn(self.accelerator.unwrap_model(self.model), output_dir)
+        if is_peft:
+            # peft compares the vocab with GlmConfig.from_pretrained(original dir), which reads the original keys
+            # wrongly and would copy the embeddings into every adapter: they are never resized here
+            model.save_pretrained(output_dir, save_embedding_layers=False)
+        else:
+            self.save_fn(model, output_dir)
         if self.processing_class is not None:
             self.processing_class.save_pretrained(output_dir)
         torch.save(self.args, os.path.join(output_dir, "training_args.bin"))

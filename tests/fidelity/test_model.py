@@ -238,3 +238,37 @@ def test_every_family_dir_is_known() -> None:
     for fam in FAMILIES:
         get_family(_family_name(fam))
     assert Path(ROOT).is_dir()
+
+
+# ------------------------------------------------------------------------------------------------ chat()
+CHAT_CALLS = _cases("chat_calls.json")
+
+
+def _engine(fam: str, compat: bool):
+    from glmtune.infer import Engine
+    from glmtune.model.load import LoadedModel
+
+    tok, family = tokenizer_for(fam)
+    loaded = LoadedModel(model=model_for(fam), tokenizer=tok, family=family, layout="original", path=ROOT / fam)
+    return Engine(loaded, compat_official_chat=compat)
+
+
+@pytest.mark.parametrize(("fam", "case"), CHAT_CALLS, ids=_ids(CHAT_CALLS))
+def test_chat_call(fam: str, case: dict) -> None:
+    from glmtune.infer import GenerationParams
+
+    kwargs = case["kwargs"]
+    params = GenerationParams(max_new_tokens=kwargs.get("max_new_tokens", 16), do_sample=kwargs.get("do_sample", False))
+    history = json.loads(json.dumps(case["history_in"]))
+    engine = _engine(fam, compat=True)
+    reply, history_out = engine.chat(case["query"], history=history, params=params)
+    assert history == case["history_in"], "the caller's history must not be mutated"
+    if "error" in case:
+        # the official chat raised (e.g. ChatGLM2 decoding a special id); ours answers with text
+        assert isinstance(reply.text, str)
+        return
+    assert reply.text == case["response"]
+    assert history_out == case["history_out"]
+    # default (fixed) mode keeps the last token when generation stopped on length
+    fixed, _ = _engine(fam, compat=False).chat(case["query"], history=history, params=params)
+    assert fixed.text.startswith(case["response"])

@@ -48,6 +48,8 @@ def _gen_kwargs(
     processors.append(InvalidScoreLogitsProcessor())
     out: dict[str, Any] = {"max_length": max_length, "num_beams": num_beams, "do_sample": do_sample,
                            "top_p": top_p, "temperature": temperature, "logits_processor": processors, **kwargs}
+    if "max_new_tokens" in kwargs:  # takes precedence anyway; dropping max_length only silences a warning
+        out.pop("max_length")
     if not out["do_sample"]:  # no effect on greedy/beam search; transformers 5 warns about them
         out.pop("top_p")
         out.pop("temperature")

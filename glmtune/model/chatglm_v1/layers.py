@@ -226,8 +226,8 @@ class V1PrefixEncoder(torch.nn.Module):
 
 __all__ = [
     "RESIDUAL_ALPHA",
-    "GLMBlock",
     "V1MLP",
+    "GLMBlock",
     "V1PrefixEncoder",
     "V1SelfAttention",
     "apply_rotary",

@@ -45,10 +45,17 @@ def _read_file(path: Path) -> dict[str, torch.Tensor]:
     try:
         if path.suffix == ".safetensors":
             with safe_open(str(path), framework="pt") as f:
-                return {key: f.get_tensor(key) for key in f.keys()}
-        state = torch.load(str(path), map_location="cpu", weights_only=True, mmap=True)
+                return {key: f.get_tensor(key) for key in f.keys()}  # noqa: SIM118 (safe_open is not a dict)
+        try:
+            state = torch.load(str(path), map_location="cpu", weights_only=True, mmap=True)
+        except RuntimeError as e:  # legacy (non-zip) torch.save format cannot be memory-mapped
+            if "mmap" not in str(e):
+                raise
+            state = torch.load(str(path), map_location="cpu", weights_only=True)
     except Exception as e:  # truncated, corrupt or not a weights file
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        if first.startswith("Weights only load failed"):
+            first = "not a plain tensor file (read with weights_only=True)"
         raise GlmtuneError(f"{path}: cannot read weights (truncated or corrupt?): {first}") from None
     if not isinstance(state, dict):
         raise GlmtuneError(f"{path}: not a state dict of tensors")

@@ -122,7 +122,7 @@ class ChatGLMv1Model(ChatGLMv1PreTrainedModel):
         self.word_embeddings = value
 
     def get_prompt(self, batch_size: int, dtype: torch.dtype) -> list[tuple[torch.Tensor, torch.Tensor]]:
-        """Official ``get_prompt``: per layer (key, value) [B, heads, pre_seq_len, head_dim], dropout 0.1 in training."""
+        """Official ``get_prompt``: per layer (key, value) [B, heads, pre_seq_len, head_dim]; dropout 0.1 (train)."""
         enc = self.prefix_encoder
         cfg = self.config
         ids = torch.arange(enc.pre_seq_len, device=enc.embedding.weight.device).unsqueeze(0).expand(batch_size, -1)
@@ -336,7 +336,7 @@ class ChatGLMv1ForCausalLM(ChatGLMv1PreTrainedModel, GenerationMixin):
             else:
                 seq = input_ids.shape[1]
                 ctx = [_first_index(r, self.config.bos_token_id, "<sop>", i) for i, r in enumerate(rows)]
-                pairs = [[m, seq - c] for m, c in zip(mask_positions, ctx)]
+                pairs = [[m, seq - c] for m, c in zip(mask_positions, ctx, strict=True)]
                 positions = torch.tensor(pairs if self.config.position_encoding_2d else mask_positions,
                                          dtype=torch.long, device=input_ids.device).unsqueeze(-1)
         else:

@@ -1,0 +1,1 @@
+"""Command implementations behind glmtune/cli.py (argument handling and printing; no model logic)."""

@@ -1,0 +1,56 @@
+"""``glmtune chat``: a terminal chat with streaming and history, or a one-shot ``--prompt``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+
+def run_chat(model: Path, adapter: Path | None, prompt: str | None, system: str | None, tools: Path | None,
+             max_new_tokens: int, temperature: float, top_p: float, seed: int | None, dtype: str,
+             compat: bool) -> None:
+    from glmtune.infer import Engine, GenerationParams, Reply
+    from glmtune.infer.loading import load_for_inference
+    from glmtune.infer.tools import read_tools
+
+    tool_defs = read_tools(tools) if tools else None
+    engine = Engine(load_for_inference(model, adapter, dtype=dtype), compat_official_chat=compat)
+    params = GenerationParams(max_new_tokens=max_new_tokens, temperature=temperature, top_p=top_p, seed=seed,
+                              do_sample=temperature > 0)
+    history: list[dict] = []
+    if system:
+        history.append({"role": "system", "content": system})
+
+    def answer(query: str) -> None:
+        nonlocal history
+        messages = [*history, {"role": "user", "content": query}]
+        reply: Reply | None = None
+        for piece in engine.stream(messages, params, tools=tool_defs):
+            if isinstance(piece, Reply):
+                reply = piece
+            else:
+                typer.echo(piece, nl=False)
+        typer.echo()
+        assert reply is not None
+        for call in reply.tool_calls:
+            typer.secho(f"[tool call] {call.name}({call.to_json()})", fg=typer.colors.CYAN)
+        history = [*messages, reply.message]
+
+    if prompt is not None:
+        answer(prompt)
+        return
+    typer.echo(f"{engine.family.title} ({model}) — type a message; 'clear' resets the history, 'exit' quits.")
+    while True:
+        try:
+            query = input("\nuser> ").strip()
+        except EOFError:
+            break
+        if query in ("exit", "quit"):
+            break
+        if query == "clear":
+            history = history[:1] if system else []
+            continue
+        if query:
+            typer.echo("assistant> ", nl=False)
+            answer(query)

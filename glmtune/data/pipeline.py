@@ -1,0 +1,246 @@
+"""The path of a sample: files → raw records → formats → validate → render → (cache) → ``datasets.Dataset``.
+
+Every bad record is collected (never only the first): without ``skip_invalid`` a :class:`DataErrors` listing all
+of them is raised before anything is written; with it they are skipped and listed in the :class:`Report`.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from glmtune.data import parallel
+from glmtune.data.formats import FormatSpec, detect, get_spec, normalize
+from glmtune.data.read import read_paths
+from glmtune.data.record import DataErrors, DataIssue, Origin, RawRecord, Record, RecordError, Report
+from glmtune.data.render import renderer_for
+from glmtune.data.render.official import OFFICIAL_MODES, get_mode
+from glmtune.data.validate import validate
+from glmtune.errors import GlmtuneError
+from glmtune.families import Family, get_family
+
+DEFAULT_MODE = "default"
+MODES = (DEFAULT_MODE, *OFFICIAL_MODES)
+
+
+# ---------------------------------------------------------------------------------------------------- loading
+def load_raw(
+    paths: str | Path | Sequence[str | Path],
+    split: str | None = None,
+    skip_invalid: bool = False,
+    report: Report | None = None,
+) -> list[RawRecord]:
+    """Records exactly as read (for the official modes), with every unreadable line reported."""
+    raws, issues = read_paths(_as_list(paths), split)
+    _settle(issues, skip_invalid, report)
+    return raws
+
+
+def load_records(
+    paths: str | Path | Sequence[str | Path],
+    fmt: str | FormatSpec | None = None,
+    columns: dict[str, Any] | None = None,
+    skip_invalid: bool = False,
+    split: str | None = None,
+    report: Report | None = None,
+) -> list[Record]:
+    """Normalised, validated records of data files (format detected per file unless ``fmt`` is given)."""
+    raws, issues = read_paths(_as_list(paths), split)
+    records, more = normalize_records(raws, fmt, columns)
+    _settle(issues + more, skip_invalid, report)
+    return records
+
+
+def normalize_records(
+    raws: Sequence[RawRecord], fmt: str | FormatSpec | None = None, columns: dict[str, Any] | None = None
+) -> tuple[list[Record], list[DataIssue]]:
+    """Raw records as validated :class:`Record` s, and the issues of those that are not valid."""
+    given = get_spec(fmt, columns)
+    by_file: dict[str, list[RawRecord]] = {}
+    for raw in raws:
+        by_file.setdefault(raw.origin.path, []).append(raw)
+    specs = {path: given or detect(rs, path) for path, rs in by_file.items()}
+    records: list[Record] = []
+    issues: list[DataIssue] = []
+    for raw in raws:
+        try:
+            record = normalize(raw, specs[raw.origin.path])
+        except RecordError as e:
+            issues.append(e.issue(raw.origin))
+            continue
+        problems = validate(record)
+        if problems:
+            issues += problems
+        else:
+            records.append(record)
+    return records, issues
+
+
+def _as_list(paths: str | Path | Sequence[str | Path]) -> list[str | Path]:
+    return [paths] if isinstance(paths, (str, Path)) else list(paths)
+
+
+def _settle(issues: list[DataIssue], skip_invalid: bool, report: Report | None) -> None:
+    if not issues:
+        return
+    if not skip_invalid:
+        raise DataErrors(issues)
+    if report is not None:
+        report.invalid += issues
+
+
+# ---------------------------------------------------------------------------------------------------- rendering
+def _as_records(items: Sequence[Any]) -> list[Record]:
+    if all(isinstance(r, Record) for r in items):
+        return list(items)
+    raws = [r if isinstance(r, RawRecord) else RawRecord(r, Origin("<record>", i)) for i, r in enumerate(items, 1)]
+    records, issues = normalize_records(raws)
+    if issues:
+        raise DataErrors(issues)
+    return records
+
+
+def _as_raw(items: Sequence[Any]) -> list[RawRecord]:
+    out = []
+    for i, r in enumerate(items, 1):
+        if isinstance(r, RawRecord):
+            out.append(r)
+        elif isinstance(r, Record):
+            out.append(RawRecord(r.raw, r.origin))
+        else:
+            out.append(RawRecord(r, Origin("<record>", i)))
+    return out
+
+
+def render_records(
+    records: Sequence[Any],
+    tokenizer: Any,
+    family: Family | str,
+    mode: str = DEFAULT_MODE,
+    *,
+    variant: str = "train",
+    num_proc: int | None = None,
+    skip_invalid: bool = False,
+    report: Report | None = None,
+    **settings: Any,
+) -> list[dict[str, list[int]]]:
+    """Rendered samples in input order: ``{"input_ids", "labels"}`` (official modes: their official keys).
+
+    ``mode="default"`` takes :class:`Record` s (or raw dicts, normalised here) and ``max_length``; an official
+    mode takes raw records and its own settings (``max_seq_length``, ``max_source_length``...).
+    """
+    columns = render_columns(records, tokenizer, family, mode, variant=variant, num_proc=num_proc,
+                             skip_invalid=skip_invalid, report=report, **settings)
+    return columns.rows()
+
+
+def render_columns(
+    records: Sequence[Any],
+    tokenizer: Any,
+    family: Family | str,
+    mode: str = DEFAULT_MODE,
+    *,
+    variant: str = "train",
+    num_proc: int | None = None,
+    skip_invalid: bool = False,
+    report: Report | None = None,
+    **settings: Any,
+) -> parallel.Columns:
+    """Like :func:`render_records`, as flat columns (what datasets and the cache store)."""
+    family = get_family(family) if isinstance(family, str) else family
+    local = Report()
+    if mode == DEFAULT_MODE:
+        unknown = set(settings) - {"max_length"}
+        if unknown:
+            raise GlmtuneError(f"the default mode takes max_length, not {', '.join(sorted(unknown))}")
+        recs = _as_records(records)
+        if variant != "train":
+            raise GlmtuneError("the default mode has no eval variant; render the eval split the same way")
+        cols, issues = parallel.render_default(
+            renderer_for(tokenizer, family), recs, settings.get("max_length"), _procs(num_proc, len(recs))
+        )
+        origins = [r.origin for r in recs]
+    else:
+        m = get_mode(mode)
+        if m.family != family.name:
+            raise GlmtuneError(f"mode {mode} reproduces {m.title} and needs a {get_family(m.family).title} "
+                               f"tokenizer, not {family.title}")
+        raws = _as_raw(records)
+        cols, issues, notes = parallel.render_official(m, raws, tokenizer, variant, settings, skip_invalid)
+        origins = [r.origin for r in raws]
+        local.notes += notes
+    local.records = len(origins)
+    local.samples = len(cols)
+    local.truncated = cols.truncated_records()
+    if issues:
+        if not skip_invalid:
+            raise DataErrors(issues)
+        local.invalid += issues
+    if report is not None:
+        report.merge(local)
+    return cols
+
+
+def _procs(num_proc: int | None, n: int) -> int:
+    if num_proc is not None:
+        return max(1, num_proc)
+    if n < 4000:
+        return 1
+    return max(1, min(len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1, 8))
+
+
+# ---------------------------------------------------------------------------------------------------- datasets
+def prepare_dataset(
+    paths: str | Path | Sequence[str | Path],
+    tokenizer: Any,
+    family: Family | str | None = None,
+    *,
+    mode: str = DEFAULT_MODE,
+    fmt: str | FormatSpec | None = None,
+    columns: dict[str, Any] | None = None,
+    split: str | None = None,
+    variant: str = "train",
+    skip_invalid: bool = False,
+    cache_dir: str | Path | None = None,
+    use_cache: bool = True,
+    num_proc: int | None = None,
+    report: Report | None = None,
+    **settings: Any,
+) -> Any:
+    """A ``datasets.Dataset`` of rendered samples (plus a ``length`` column for ``group_by_length``), computed once
+    per (data, tokenizer, settings) fingerprint and then loaded from the cache."""
+    from glmtune.data import cache
+
+    family = get_family(family or getattr(tokenizer, "glmtune_family", "")) if not isinstance(family, Family) else family
+    path_list = _as_list(paths)
+    spec = get_spec(fmt, columns)
+    key_settings = {
+        "mode": mode, "variant": variant, "split": split, "skip_invalid": skip_invalid, "family": family.name,
+        "format": spec.__dict__ if spec else None, "settings": settings,
+    }
+    key = cache.fingerprint(path_list, tokenizer, key_settings)
+    if use_cache:
+        hit = cache.load(key, cache_dir)
+        if hit is not None:
+            ds, meta = hit
+            if report is not None:
+                report.merge(Report.from_json(meta["report"]))
+            return ds
+    local = Report()
+    if mode == DEFAULT_MODE:
+        items: Sequence[Any] = load_records(path_list, spec, None, skip_invalid, split, local)
+    else:
+        items = load_raw(path_list, split, skip_invalid, local)
+    cols = render_columns(items, tokenizer, family, mode, variant=variant, num_proc=num_proc,
+                          skip_invalid=skip_invalid, report=local, **settings)
+    ds = cols.to_dataset()
+    if use_cache:
+        cache.store(key, ds, {"report": local.to_json(), "fingerprint": key}, cache_dir)
+        loaded = cache.load(key, cache_dir)
+        if loaded is not None:
+            ds = loaded[0]
+    if report is not None:
+        report.merge(local)
+    return ds

@@ -1,0 +1,116 @@
+"""What travels through the data layer: origins, raw and normalised records, and data errors.
+
+Every record remembers where it came from (``FILE:LINE`` for text files, ``FILE:ROW`` for Parquet / ``datasets``
+rows, 1-based) so that every problem is reported as ``FILE:LINE: field: what is wrong``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from glmtune.errors import GlmtuneError
+
+Message = dict[str, Any]
+"""A normalised message: ``role`` (system|user|assistant|observation), ``content`` (str), optional ``loss``
+(bool | None = default), ``metadata`` (str), ``tool_calls`` (list of ``{"name", "arguments"}``), ``tools`` (system
+only) and ``src`` (the field path in the original record, for error messages)."""
+
+
+@dataclass(frozen=True)
+class Origin:
+    """Where a record came from: a file and its 1-based line (text files) or row (Parquet, ``datasets``)."""
+
+    path: str
+    line: int | None = None
+
+    def __str__(self) -> str:
+        return self.path if self.line is None else f"{self.path}:{self.line}"
+
+
+@dataclass
+class RawRecord:
+    """One record exactly as read (a JSON object / CSV row / table row), with its origin."""
+
+    data: Any
+    origin: Origin
+
+
+@dataclass
+class Record:
+    """A record normalised to messages: what every default-mode renderer consumes."""
+
+    messages: list[Message]
+    tools: list[Any] | None
+    origin: Origin
+    fmt: str
+    raw: Any = None
+
+
+@dataclass(frozen=True)
+class DataIssue:
+    """One problem with one record (or file): printed as ``FILE:LINE: field: message``."""
+
+    origin: Origin
+    field: str
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.origin}: {self.field}: {self.message}" if self.field else f"{self.origin}: {self.message}"
+
+
+class RecordError(Exception):
+    """Raised inside normalisation/rendering for one record; the caller attaches the origin."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(f"{field}: {message}" if field else message)
+        self.field = field
+        self.message = message
+
+    def issue(self, origin: Origin) -> DataIssue:
+        return DataIssue(origin, self.field, self.message)
+
+
+class DataErrors(GlmtuneError):
+    """All problems found in a data set, reported together (one line each)."""
+
+    def __init__(self, issues: list[DataIssue], skipped_hint: bool = True) -> None:
+        self.issues = list(issues)
+        lines = [str(i) for i in self.issues]
+        summary = f"{len(self.issues)} invalid record{'s' if len(self.issues) != 1 else ''}"
+        if skipped_hint:
+            summary += " (fix them, or pass --skip-invalid to skip them)"
+        super().__init__("\n".join([*lines, summary]))
+
+
+@dataclass
+class Report:
+    """What happened to the records of a run besides their output: skipped, truncated, dropped (all counted)."""
+
+    invalid: list[DataIssue] = field(default_factory=list)
+    notes: list[DataIssue] = field(default_factory=list)
+    truncated: int = 0
+    records: int = 0
+    samples: int = 0
+
+    def merge(self, other: Report) -> None:
+        self.invalid += other.invalid
+        self.notes += other.notes
+        self.truncated += other.truncated
+        self.records += other.records
+        self.samples += other.samples
+
+
+def type_name(value: Any) -> str:
+    """JSON-ish name of a value's type for error messages (``null``, ``string``, ``list``...)."""
+    if value is None:
+        return "null"
+    return {
+        bool: "a boolean",
+        int: "a number",
+        float: "a number",
+        str: "a string",
+        list: "a list",
+        tuple: "a list",
+        dict: "an object",
+    }.get(type(value), type(value).__name__)

@@ -1,0 +1,80 @@
+"""GLM-4-9B default renderer: ``[gMASK]<sop>`` + per message ``<|role|>`` + bpe(metadata + "\\n" + content) + eos.
+
+Each message is the text chunk the chat template writes between two special tokens, so the ids equal
+``GLM4.render_chat`` of the same messages (special-token spellings inside messages stay text). Tool definitions
+become the template's tool system block (rendered once per distinct tool list); a tool call is
+``<|assistant|>name\\n{json arguments}`` (``GLM4.format_tool_call``).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import Any
+
+from glmtune.data.record import Message, Record
+from glmtune.data.render.base import Plan, Renderer, Turn
+from glmtune.data.validate import loss_flag
+from glmtune.families import ToolCall
+
+
+def glm4_tools(tools: list[Any]) -> list[Any]:
+    """Plain function objects as the ``{"type": "function", "function": {...}}`` entries the template expects."""
+    return [t if "type" in t else {"type": "function", "function": t} for t in tools]
+
+
+class GLM4Renderer(Renderer):
+    family_name = "glm4"
+
+    def __init__(self, tokenizer: Any, family: Any) -> None:
+        super().__init__(tokenizer, family)
+        cmd = tokenizer.get_command
+        self.prefix = (cmd("[gMASK]"), cmd("<sop>"))
+        self.role_ids = {r: (cmd(f"<|{r}|>"),) for r in ("system", "user", "assistant", "observation")}
+        self.end = (tokenizer.eos_token_id,)
+        self._tool_blocks: dict[str, tuple[int, ...]] = {}
+
+    def make_encoder(self) -> Callable[[list[str]], list[list[int]]]:
+        encoding = self.tokenizer.encoding
+
+        def encode(texts: list[str]) -> list[list[int]]:
+            return encoding.encode_ordinary_batch(texts, num_threads=1) if len(texts) > 1 else [
+                encoding.encode_ordinary(t) for t in texts
+            ]
+
+        return encode
+
+    def tool_block(self, tools: list[Any]) -> tuple[int, ...]:
+        """Ids after ``[gMASK]<sop><|system|>`` of the template's tool system message (cached per tool list)."""
+        key = json.dumps(tools, sort_keys=True, ensure_ascii=False)
+        if key not in self._tool_blocks:
+            ids = self.family.render_chat(
+                self.tokenizer, [{"role": "system", "content": "", "tools": glm4_tools(tools)}], False
+            )
+            self._tool_blocks[key] = tuple(ids[3:])
+        return self._tool_blocks[key]
+
+    def plan(self, record: Record) -> Plan:
+        turns: list[Turn] = []
+        if record.tools:
+            turns.append(Turn(self.role_ids["system"], [self.tool_block(record.tools)], False))
+        for m in record.messages:
+            turns += self.message_turns(m)
+        return Plan(self.prefix, turns, self.end)
+
+    def message_turns(self, m: Message) -> list[Turn]:
+        role = m["role"]
+        if role == "assistant" and m.get("tool_calls"):
+            loss = loss_flag(m)
+            out = []
+            for call in m["tool_calls"]:
+                msg = self.family.format_tool_call(ToolCall(call["name"], call["arguments"]))
+                out.append(Turn(self.role_ids["assistant"], [f"{msg['metadata']}\n{msg['content']}"], loss))
+            return out
+        out = []
+        if role == "system" and m.get("tools"):
+            out.append(Turn(self.role_ids["system"], [self.tool_block(m["tools"])], False))
+            if not m["content"]:
+                return out
+        out.append(Turn(self.role_ids[role], [f"{m.get('metadata') or ''}\n{m['content']}"], loss_flag(m)))
+        return out

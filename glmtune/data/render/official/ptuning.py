@@ -1,0 +1,129 @@
+"""``chatglm2-ptuning`` (and the shared batch logic of ``chatglm-ptuning``): ``ptuning/main.py``
+``preprocess_function_train`` / ``preprocess_function_eval`` of THUDM/ChatGLM2-6B, on a batch as
+``datasets.map(batched=True)`` passes it.
+
+Kept on purpose: ADGEN content wrapped in ``[Round 1]``; train padded to source+target+1; with
+``ignore_pad_token_for_loss=False`` prompt and padding labelled with the pad id; eval labels from
+``tokenizer(text_target=...)`` (``[gMASK] sop`` first, no eos); records with an empty prompt or response dropped
+(reported here, silently there); an eval batch left empty refused (the official code raised).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from glmtune.data.record import RecordError
+from glmtune.data.render.official.common import BatchError, BatchResult, column_dict, encode_official, pad_left
+from glmtune.families import get_family
+
+
+@dataclass(frozen=True)
+class PtuningSettings:
+    """The data arguments of the official ptuning ``main.py``."""
+
+    prompt_column: str = "content"
+    response_column: str = "summary"
+    history_column: str | None = None
+    max_source_length: int = 64
+    max_target_length: int = 128
+    ignore_pad_token_for_loss: bool = True
+    source_prefix: str = ""
+
+
+Kept = tuple[int, Any, Any, Any]  # (index in batch, query, answer, history)
+
+
+def select(records: list[Any], s: PtuningSettings, result: BatchResult) -> list[Kept]:
+    """The records the official loop keeps (``if prompt and response``), in its order of column look-ups."""
+    batch = column_dict(records)
+    if s.prompt_column not in batch:
+        raise BatchError([(i, RecordError(s.prompt_column, "missing (the prompt column)")) for i in range(len(records))])
+    kept: list[Kept] = []
+    errors = result.errors
+    for i, query in enumerate(batch[s.prompt_column]):
+        if not query:
+            result.notes.append((i, f"dropped: {s.prompt_column} is empty (the official code skips it silently)"))
+            continue
+        if s.response_column not in batch:
+            errors.append((i, RecordError(s.response_column, "missing (the response column)")))
+            continue
+        answer = batch[s.response_column][i]
+        if not answer:
+            result.notes.append((i, f"dropped: {s.response_column} is empty (the official code skips it silently)"))
+            continue
+        history = None
+        if s.history_column is not None:
+            if s.history_column not in batch:
+                errors.append((i, RecordError(s.history_column, "missing (history_column is set)")))
+                continue
+            history = batch[s.history_column][i]
+        kept.append((i, query, answer, history))
+    return kept
+
+
+def chatglm2_prompt(query: Any, history: Any, field: str) -> str:
+    """``ChatGLMTokenizer.build_prompt(query, history)`` of ChatGLM2 (history pairs unpacked as Python does)."""
+    try:
+        return get_family("chatglm2").build_prompt(query, list(history) if history is not None else [])
+    except (TypeError, ValueError) as e:
+        raise RecordError(field, f"expected a list of [query, response] pairs ({type(e).__name__}: {e})") from None
+
+
+def chatglm2_train(records: list[Any], tokenizer: Any, s: PtuningSettings) -> BatchResult:
+    """``preprocess_function_train`` of ChatGLM2-6B ptuning."""
+    result = BatchResult()
+    max_seq_length = s.max_source_length + s.max_target_length + 1
+    pad, eos = tokenizer.pad_token_id, tokenizer.eos_token_id
+    for i, query, answer, history in select(records, s, result):
+        try:
+            prompt = s.source_prefix + chatglm2_prompt(query, history, s.history_column or "history")
+            a_ids, cut_a = encode_official(tokenizer, prompt, s.prompt_column, True, s.max_source_length)
+            b_ids, cut_b = encode_official(tokenizer, answer, s.response_column, False, s.max_target_length)
+        except RecordError as e:
+            result.errors.append((i, e))
+            continue
+        input_ids = a_ids + b_ids + [eos]
+        labels = [pad] * len(a_ids) + b_ids + [eos]
+        pad_len = max_seq_length - len(input_ids)
+        input_ids = input_ids + [pad] * pad_len
+        labels = labels + [pad] * pad_len
+        if s.ignore_pad_token_for_loss:
+            labels = [(x if x != pad else -100) for x in labels]
+        result.outputs.append({"input_ids": input_ids, "labels": labels})
+        result.owners.append(i)
+        if cut_a or cut_b:
+            result.truncated.add(i)
+    result.raise_errors()
+    return result
+
+
+def chatglm2_eval(records: list[Any], tokenizer: Any, s: PtuningSettings) -> BatchResult:
+    """``preprocess_function_eval`` of ChatGLM2-6B ptuning (inputs left-padded to the longest of the batch)."""
+    result = BatchResult()
+    inputs: list[list[int]] = []
+    targets: list[list[int]] = []
+    for i, query, answer, history in select(records, s, result):
+        try:
+            prompt = s.source_prefix + chatglm2_prompt(query, history, s.history_column or "history")
+            a_ids, cut_a = encode_official(tokenizer, prompt, s.prompt_column, True, s.max_source_length)
+            b_ids, cut_b = encode_official(tokenizer, answer, s.response_column, True, s.max_target_length)
+        except RecordError as e:
+            result.errors.append((i, e))
+            continue
+        inputs.append(a_ids)
+        targets.append(b_ids)
+        result.owners.append(i)
+        if cut_a or cut_b:
+            result.truncated.add(i)
+    result.raise_errors()
+    if not inputs:
+        raise BatchError([(0, RecordError("", "no record of this eval batch has both a prompt and a response "
+                                          "(the official code raises ValueError on the empty batch)"))])
+    padded = pad_left(inputs, tokenizer.pad_token_id)
+    for k in range(len(inputs)):
+        labels = targets[k]
+        if s.ignore_pad_token_for_loss:
+            labels = [(x if x != tokenizer.pad_token_id else -100) for x in labels]
+        result.outputs.append({**{key: v[k] for key, v in padded.items()}, "labels": labels})
+    return result
