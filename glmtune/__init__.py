@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import logging
 from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
+
+# bitsandbytes warns at import on CPUs without its optional kernels package; glmtune picks its CPU path itself
+logging.getLogger("bitsandbytes").setLevel(logging.ERROR)
 
 if TYPE_CHECKING:  # pragma: no cover
     from glmtune.model.load import LoadedModel

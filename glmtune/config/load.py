@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import re
 from pathlib import Path
 from typing import Any
 
@@ -21,8 +22,25 @@ from glmtune.errors import GlmtuneError
 
 SECTIONS = {"model": ModelConfig, "data": DataConfig, "method": MethodConfig, "training": GlmtuneTrainingArguments}
 # names older transformers (and the official YAMLs) use
-RENAMED_TRAINING_ARGS = {"evaluation_strategy": "eval_strategy", "no_cuda": "use_cpu"}
+RENAMED_TRAINING_ARGS = {"evaluation_strategy": "eval_strategy", "no_cuda": "use_cpu", "warmup_ratio": "warmup_steps"}
 LIST_FIELDS = {("data", "train"), ("data", "eval"), ("data", "test")}
+
+
+class _Loader(yaml.SafeLoader):
+    """YAML 1.2 floats: ``5e-5`` is a number (PyYAML's 1.1 rules read it as a string; ruamel, used by the
+    official finetune_demo, reads it as a float)."""
+
+
+_Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"^(?:[-+]?(?:[0-9][0-9_]*)\.[0-9_]*(?:[eE][-+]?[0-9]+)?|[-+]?(?:[0-9][0-9_]*)(?:[eE][-+]?[0-9]+)"
+               r"|\.[0-9_]+(?:[eE][-+]?[0-9]+)?|[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN))$"),
+    list("-+0123456789."),
+)
+
+
+def _yaml(text: str) -> Any:
+    return yaml.load(text, Loader=_Loader)  # noqa: S506 - a SafeLoader subclass
 
 
 def read_yaml(path: Path) -> dict[str, Any]:
@@ -32,7 +50,7 @@ def read_yaml(path: Path) -> dict[str, Any]:
     except OSError as e:
         raise GlmtuneError(f"{path}: cannot read config ({e.strerror})") from None
     try:
-        data = yaml.safe_load(text) or {}
+        data = _yaml(text) or {}
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         line = f":{mark.line + 1}" if mark is not None else ""
@@ -66,7 +84,7 @@ def parse_overrides(args: list[str]) -> dict[str, Any]:
             else:
                 i += 1
                 value = args[i]
-        out[key.replace("-", "_")] = yaml.safe_load(value) if value != "" else ""
+        out[key.replace("-", "_")] = _yaml(value) if value != "" else ""
         i += 1
     return out
 
@@ -106,6 +124,9 @@ def build_config(raw: dict[str, Any], overrides: dict[str, Any] | None = None, s
     for old, new in RENAMED_TRAINING_ARGS.items():
         if old in training:
             training.setdefault(new, training.pop(old))
+    if "group_by_length" in training:  # a TrainingArguments flag before transformers 5
+        if training.pop("group_by_length"):
+            training.setdefault("train_sampling_strategy", "group_by_length")
     if isinstance(training.get("generation_config"), dict):
         generation = {**training.pop("generation_config"), **generation}
     built: dict[str, Any] = {}

@@ -120,6 +120,11 @@ def _load_original(
         )
     except (OSError, ValueError, RuntimeError) as e:
         raise GlmtuneError(f"{directory}: cannot load weights: {e}") from None
+    # from here on it is a plain native model: saving it writes native names (our writer does the original layout)
+    from transformers import GlmForCausalLM
+
+    model.__class__ = GlmForCausalLM
+    model._weight_conversions = None
     model.config.architectures = ["GlmForCausalLM"]
     return model, "original"
 

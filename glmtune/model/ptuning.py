@@ -95,14 +95,10 @@ class PTuningGlmForCausalLM(modeling_glm.GlmForCausalLM):
 
     def forward(self, input_ids=None, *args: Any, inputs_embeds=None, **kwargs: Any):
         ref = input_ids if input_ids is not None else inputs_embeds
-        layers = self.model.layers
-        for layer, kv in zip(layers, prefix_key_values(self, ref.shape[0])):
+        # set for this call and left in place: gradient checkpointing recomputes the layers during backward
+        for layer, kv in zip(self.model.layers, prefix_key_values(self, ref.shape[0])):
             layer.self_attn.prefix_kv = kv
-        try:
-            return super().forward(input_ids, *args, inputs_embeds=inputs_embeds, **kwargs)
-        finally:
-            for layer in layers:
-                layer.self_attn.prefix_kv = None
+        return super().forward(input_ids, *args, inputs_embeds=inputs_embeds, **kwargs)
 
 
 def add_prefix(model: Any, pre_seq_len: int, prefix_projection: bool = False, dropout: float = 0.1) -> Any:

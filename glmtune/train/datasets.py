@@ -1,0 +1,70 @@
+"""From the data section of a training config to the Trainer's datasets and collator (glmtune.data does the work)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from glmtune.config.schema import TrainConfig
+from glmtune.data.record import Report
+from glmtune.errors import GlmtuneError
+from glmtune.families import Family
+
+
+@dataclass
+class TrainData:
+    train: Any
+    eval: Any
+    test: Any
+    collator: Any
+    report: Report
+
+
+def mode_settings(cfg: TrainConfig) -> dict[str, Any]:
+    """The length settings each rendering mode takes, from the config's data section."""
+    d = cfg.data
+    mode = d.mode
+    if mode == "default":
+        return {"max_length": d.max_length}
+    if mode == "chatglm3-multiturn":
+        return {"max_seq_length": d.max_length}
+    if mode == "chatglm3-finetune-demo":
+        return {"max_input_length": d.max_input_length or d.max_length // 2,
+                "max_output_length": d.max_output_length or d.max_length // 2}
+    if mode in ("chatglm3-input-output", "chatglm2-ptuning", "chatglm-ptuning"):
+        out: dict[str, Any] = {"max_source_length": d.max_source_length or d.max_length // 2,
+                               "max_target_length": d.max_target_length or d.max_length // 2}
+        if mode != "chatglm3-input-output":
+            out["ignore_pad_token_for_loss"] = d.ignore_pad_token_for_loss
+            for key in ("prompt", "response", "history"):
+                if d.columns.get(key):
+                    out[f"{key}_column"] = d.columns[key]
+        return out
+    raise GlmtuneError(f"data.mode {mode!r} is not a rendering mode")
+
+
+def build_datasets(cfg: TrainConfig, tokenizer: Any, family: Family) -> TrainData:
+    """Rendered (and cached) train/eval/test datasets plus the collator for ``cfg``."""
+    from glmtune.data.collate import make_collator
+    from glmtune.data.pipeline import prepare_dataset
+
+    d = cfg.data
+    settings = mode_settings(cfg)
+    report = Report()
+    columns = d.columns if d.mode == "default" else None
+
+    def build(paths: list[str], limit: int | None = None) -> Any:
+        if not paths:
+            return None
+        ds = prepare_dataset(paths, tokenizer, family, mode=d.mode, fmt=d.format, columns=columns,
+                             skip_invalid=d.skip_invalid, num_proc=d.num_proc, report=report, **settings)
+        if limit is not None and len(ds) > limit:
+            ds = ds.select(range(limit))
+        return ds
+
+    train = build(d.train)
+    if train is None or len(train) == 0:
+        raise GlmtuneError(f"data.train {d.train}: no usable records")
+    collator = make_collator(tokenizer, pack=d.pack)
+    return TrainData(train=train, eval=build(d.eval, d.max_eval_samples), test=build(d.test, d.max_eval_samples),
+                     collator=collator, report=report)
