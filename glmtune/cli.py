@@ -114,6 +114,26 @@ def chat_cmd(
              temperature=temperature, top_p=top_p, seed=seed, dtype=dtype, compat=compat_official_chat)
 
 
+@app.command("predict")
+def predict_cmd(
+    model: Annotated[Path, typer.Argument(help="Model directory, or a LoRA/P-Tuning checkpoint naming its base.")],
+    data: Annotated[list[Path], typer.Option(help="Data file(s) in any supported format.")],
+    output: Annotated[Path, typer.Option(help="JSONL output: id, prediction, reference, finish_reason.")],
+    adapter: Annotated[Path | None, typer.Option(help="LoRA adapter or P-Tuning checkpoint directory.")] = None,
+    fmt: Annotated[str | None, typer.Option("--format", help="Data format (detected when omitted).")] = None,
+    batch_size: Annotated[int, typer.Option(help="Left-padded generation batch size.")] = 8,
+    max_new_tokens: Annotated[int, typer.Option()] = 256,
+    temperature: Annotated[float, typer.Option(help="0 = greedy.")] = 0.0,
+    top_p: Annotated[float, typer.Option()] = 0.8,
+    seed: Annotated[int | None, typer.Option()] = None,
+) -> None:
+    """Generate the last assistant turn of every record in batches (progress bar); ids are kept."""
+    from glmtune.commands.predict import run_predict
+
+    run_predict(model, data, output, adapter=adapter, fmt=fmt, batch_size=batch_size, max_new_tokens=max_new_tokens,
+                temperature=temperature, top_p=top_p, seed=seed)
+
+
 @app.command("export")
 def export_cmd(
     ckpt: Annotated[Path, typer.Argument(help="A LoRA/P-Tuning checkpoint (or training output) directory.")],
@@ -153,12 +173,110 @@ def demo_cmd(
     workdir: Annotated[Path, typer.Option(help="Where the demo writes its checkpoint, adapter and plots.")] = Path(
         "runs/demo"
     ),
-    steps: Annotated[int, typer.Option(help="Training steps.")] = 60,
+    steps: Annotated[int, typer.Option(help="Training steps.")] = 120,
 ) -> None:
     """Make a tiny ChatGLM3, LoRA-tune it on examples/, then chat with the result."""
     from glmtune.commands.demo import run_demo
 
     run_demo(workdir, steps=steps)
+
+
+@app.command("preprocess")
+def preprocess_cmd(
+    model: Annotated[Path, typer.Option(help="Checkpoint (or tokenizer) directory; its family is detected.")],
+    output: Annotated[Path, typer.Option(help="Output JSONL: one sample per line, in input order.")],
+    data: Annotated[list[Path] | None, typer.Option(help="Data file or directory (repeatable).")] = None,
+    fmt: Annotated[str | None, typer.Option("--format", help="Data format (default: detected per file).")] = None,
+    columns: Annotated[
+        str | None, typer.Option(help="Column/tag mapping: a JSON object, or LLaMA-Factory dataset_info.json:NAME.")
+    ] = None,
+    mode: Annotated[str, typer.Option(help="default, or an official mode (see docs/data.md).")] = "default",
+    eval_: Annotated[bool, typer.Option("--eval", help="The eval variant of an official mode.")] = False,
+    max_length: Annotated[int | None, typer.Option(help="default mode: truncate samples to N tokens.")] = None,
+    max_seq_length: Annotated[int | None, typer.Option(help="chatglm3-multiturn length.")] = None,
+    max_source_length: Annotated[int | None, typer.Option(help="input-output / ptuning source length.")] = None,
+    max_target_length: Annotated[int | None, typer.Option(help="input-output / ptuning target length.")] = None,
+    max_input_length: Annotated[int | None, typer.Option(help="chatglm3-finetune-demo input length.")] = None,
+    max_output_length: Annotated[int | None, typer.Option(help="chatglm3-finetune-demo output length.")] = None,
+    prompt_column: Annotated[str | None, typer.Option(help="ptuning: prompt column.")] = None,
+    response_column: Annotated[str | None, typer.Option(help="ptuning: response column.")] = None,
+    history_column: Annotated[str | None, typer.Option(help="ptuning: history column.")] = None,
+    source_prefix: Annotated[str | None, typer.Option(help="ptuning: text put before every prompt.")] = None,
+    ignore_pad_token_for_loss: Annotated[
+        bool | None, typer.Option("--ignore-pad-token-for-loss/--no-ignore-pad-token-for-loss", help="ptuning.")
+    ] = None,
+    family: Annotated[str | None, typer.Option(help="Override family detection.")] = None,
+    split: Annotated[str | None, typer.Option(help="Split of a datasets/train-dev-test directory.")] = None,
+    skip_invalid: Annotated[bool, typer.Option(help="Skip (and list) invalid records instead of failing.")] = False,
+    show: Annotated[int, typer.Option(help="Print the first K samples, loss-bearing tokens highlighted.")] = 0,
+    stats: Annotated[bool, typer.Option(help="Print length percentiles and useful-token ratios.")] = False,
+    num_proc: Annotated[int | None, typer.Option(help="Worker processes (default: one per core).")] = None,
+    cache: Annotated[bool, typer.Option(help="Reuse/store the fingerprint cache ($GLMTUNE_CACHE).")] = True,
+) -> None:
+    """Render data files to token ids and labels (exact official prompt formats), validated, in input order."""
+    from glmtune.data.preprocess import run
+
+    settings = {
+        "max_length": max_length, "max_seq_length": max_seq_length, "max_source_length": max_source_length,
+        "max_target_length": max_target_length, "max_input_length": max_input_length,
+        "max_output_length": max_output_length, "prompt_column": prompt_column, "response_column": response_column,
+        "history_column": history_column, "source_prefix": source_prefix,
+        "ignore_pad_token_for_loss": ignore_pad_token_for_loss,
+    }
+    run(model, data or [], output, family=family, fmt=fmt, columns=columns, mode=mode, variant="eval" if eval_ else "train",
+        settings=settings, split=split, skip_invalid=skip_invalid, show=show, stats=stats, num_proc=num_proc,
+        use_cache=cache)
+
+
+@app.command("serve")
+def serve_cmd(
+    model: Annotated[Path, typer.Argument(help="Model directory, or a LoRA/P-Tuning checkpoint naming its base.")],
+    adapter: Annotated[Path | None, typer.Option(help="LoRA adapter or P-Tuning checkpoint directory.")] = None,
+    host: Annotated[str, typer.Option(help="Interface to bind (0.0.0.0 exposes the server).")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
+    api_key: Annotated[
+        str | None, typer.Option(envvar="GLMTUNE_API_KEY", help="Require 'Authorization: Bearer KEY' (except /health).")
+    ] = None,
+    model_name: Annotated[str | None, typer.Option(help="Model id clients send (default: MODEL's dir name).")] = None,
+    dtype: Annotated[str, typer.Option(help="auto | fp32 | bf16 | fp16")] = "auto",
+    max_batch_size: Annotated[int, typer.Option(help="Requests generated together (1 = one at a time).")] = 32,
+    max_tokens: Annotated[int, typer.Option(help="Completion tokens when a request sets no max_tokens.")] = 1024,
+    max_tokens_limit: Annotated[int | None, typer.Option(help="Largest max_tokens a request may ask for.")] = None,
+    temperature: Annotated[float, typer.Option(help="Default temperature (0 = greedy).")] = 0.8,
+    top_p: Annotated[float, typer.Option(help="Default top_p.")] = 0.8,
+    max_body_bytes: Annotated[int, typer.Option(help="Largest accepted request body.")] = 8 << 20,
+    log_level: Annotated[str, typer.Option(help="uvicorn log level.")] = "info",
+) -> None:
+    """Serve an OpenAI-compatible API (/v1/chat/completions with streaming and tools, /v1/models, /health)."""
+    from glmtune.serve.openai_format import Defaults
+    from glmtune.serve.server import serve
+
+    if host not in ("127.0.0.1", "localhost", "::1") and not api_key:
+        typer.secho(f"warning: serving on {host} without --api-key: anyone who can reach it can use it", err=True,
+                    fg=typer.colors.YELLOW)
+    serve(model, adapter=adapter, host=host, port=port, api_key=api_key, model_name=model_name, dtype=dtype,
+          max_batch_size=max_batch_size, max_body_bytes=max_body_bytes, log_level=log_level,
+          defaults=Defaults(temperature=temperature, top_p=top_p, max_tokens=max_tokens,
+                            max_tokens_limit=max_tokens_limit))
+
+
+@app.command("webui")
+def webui_cmd(
+    model: Annotated[Path, typer.Argument(help="Model directory, or a LoRA/P-Tuning checkpoint naming its base.")],
+    adapter: Annotated[Path | None, typer.Option(help="LoRA adapter or P-Tuning checkpoint directory.")] = None,
+    host: Annotated[str, typer.Option(help="Interface to bind.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 7860,
+    dtype: Annotated[str, typer.Option(help="auto | fp32 | bf16 | fp16")] = "auto",
+    system: Annotated[str, typer.Option(help="Initial system prompt.")] = "",
+    max_tokens: Annotated[int, typer.Option(help="Initial max new tokens.")] = 512,
+    temperature: Annotated[float, typer.Option(help="Initial temperature (0 = greedy).")] = 0.8,
+    top_p: Annotated[float, typer.Option(help="Initial top_p.")] = 0.8,
+) -> None:
+    """A gradio chat page: streaming, history, system prompt, generation settings, clear/regenerate."""
+    from glmtune.webui.app import Settings, run_webui
+
+    run_webui(model, adapter=adapter, host=host, port=port, dtype=dtype,
+              settings=Settings(max_tokens=max_tokens, temperature=temperature, top_p=top_p, system=system))
 
 
 def main() -> None:

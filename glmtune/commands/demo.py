@@ -23,7 +23,7 @@ def examples_dir() -> Path:
     return Path(str(resources.files("glmtune") / "assets" / "examples"))
 
 
-def run_demo(workdir: Path, steps: int = 60) -> None:
+def run_demo(workdir: Path, steps: int = 120) -> None:
     from glmtune.config import build_config
     from glmtune.infer import Engine, GenerationParams
     from glmtune.infer.loading import load_for_inference
@@ -43,8 +43,9 @@ def run_demo(workdir: Path, steps: int = 60) -> None:
     cfg = build_config({
         "model": {"path": str(base)},
         "data": {"train": [str(data / "chatglm3_conversations.json")],
-                 "eval": [str(data / "chatglm3_conversations_dev.json")], "max_length": 512},
-        "method": {"name": "lora", "lora_r": 16, "lora_alpha": 32, "lora_dropout": 0.0},
+                 "eval": [str(data / "chatglm3_conversations_dev.json")], "max_length": 256},
+        "method": {"name": "lora", "lora_r": 16, "lora_alpha": 32, "lora_dropout": 0.0,
+                   "lora_targets": ["q_proj", "k_proj", "v_proj", "o_proj", "gate_up_proj", "down_proj"]},
         "training": {"output_dir": str(out), "max_steps": steps, "learning_rate": 2e-2,
                      "per_device_train_batch_size": 8, "per_device_eval_batch_size": 8, "logging_steps": 5,
                      "eval_strategy": "steps", "eval_steps": max(steps // 3, 1), "save_steps": max(steps // 2, 1),
@@ -56,7 +57,7 @@ def run_demo(workdir: Path, steps: int = 60) -> None:
     typer.echo(f"      loss {result.first_loss:.3f} -> {result.last_loss:.3f}")
     typer.secho("[3/4] loading base + adapter for chat", bold=True)
     engine = Engine(load_for_inference(base, out))
-    reply, _ = engine.chat(QUESTION, params=GenerationParams(max_new_tokens=48, do_sample=False))
+    reply, _ = engine.chat(QUESTION, params=GenerationParams(max_new_tokens=40, do_sample=False))
     typer.secho(f"[4/4] user: {QUESTION}", bold=True)
     typer.echo(f"      assistant: {reply.text}")
     typer.echo("")

@@ -26,6 +26,29 @@ class Prediction:
                            "finish_reason": self.finish_reason}, ensure_ascii=False)
 
 
+def record_messages(record: Any, family: Any) -> list[dict[str, Any]]:
+    """A normalised data record's messages in the engine's form (tool calls in the family's format)."""
+    from glmtune.families import ToolCall
+
+    out: list[dict[str, Any]] = []
+    for m in record.messages:
+        if m["role"] == "assistant" and m.get("tool_calls"):
+            for call in m["tool_calls"]:
+                out.append(family.format_tool_call(ToolCall(call["name"], call.get("arguments") or {})))
+            continue
+        out.append({k: v for k, v in m.items() if k in ("role", "content", "metadata", "tools")})
+    return out
+
+
+def samples_from_records(records: list[Any], family: Any) -> list[tuple[str, list[dict[str, Any]], Any]]:
+    """(id, messages, tools) per record; the id is the record's own ``id`` field or its FILE:LINE."""
+    out = []
+    for r in records:
+        rid = r.raw.get("id") if isinstance(r.raw, dict) else None
+        out.append((str(rid) if rid is not None else str(r.origin), record_messages(r, family), r.tools or None))
+    return out
+
+
 def split_prompt(messages: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], str | None]:
     """(messages before the last assistant turn, that turn's content); a conversation ending on a user turn has
     no reference and is predicted as it is."""

@@ -78,9 +78,7 @@ def load(
                                        quantization_config)
     _match_official_embedding(model)
     if prefix is not None:
-        from glmtune.model.ptuning import attach_official_prefix
-
-        model = attach_official_prefix(model, Path(prefix))
+        model = _attach_prefix(model, fam, Path(prefix))
     model.generation_config.pad_token_id = tokenizer.pad_token_id
     model.generation_config.eos_token_id = fam.stop_token_ids(tokenizer)
     model.config.glmtune_family = fam.name
@@ -156,6 +154,17 @@ def _load_v1(directory: Path, config: dict[str, Any], dtype: torch.dtype, device
     model = load_v1_model(directory, dtype=dtype, device=device)
     layout = "native" if config.get("model_type") == "chatglm_v1" else "original"
     return model, layout
+
+
+def _attach_prefix(model: Any, fam: Family, prefix: Path) -> Any:
+    """An official-format P-Tuning v2 checkpoint on top of the base model."""
+    if fam.architecture == "chatglm-v1":
+        from glmtune.model.chatglm_v1.loading import load_v1_prefix
+
+        return load_v1_prefix(model, prefix)
+    from glmtune.model.ptuning import attach_official_prefix
+
+    return attach_official_prefix(model, prefix)
 
 
 def _match_official_embedding(model: Any) -> None:

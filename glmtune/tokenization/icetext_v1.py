@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from shutil import copyfile
 from typing import Any
 
@@ -289,6 +289,17 @@ class ChatGLMv1Tokenizer(PreTrainedTokenizer):
         return text
 
     # ----------------------------------------------------------------- padding
+    def pad(self, encoded_inputs: Any, *args: Any, **kwargs: Any) -> BatchEncoding:
+        """transformers' ``pad``, except that already built [1, T, T] masks are padded (as 4.27 did) instead of
+        being set aside and stacked unpadded."""
+        if isinstance(encoded_inputs, (list, tuple)) and encoded_inputs and isinstance(encoded_inputs[0], Mapping):
+            encoded_inputs = {key: [row[key] for row in encoded_inputs] for key in encoded_inputs[0]}
+        mask = encoded_inputs.get("attention_mask") if isinstance(encoded_inputs, Mapping) else None
+        if isinstance(mask, list) and mask and getattr(mask[0], "ndim", 0) > 1:
+            encoded_inputs = dict(encoded_inputs)
+            encoded_inputs["attention_mask"] = [np.asarray(m).tolist() for m in mask]
+        return super().pad(encoded_inputs, *args, **kwargs)
+
     def _pad(
         self,
         encoded_inputs: dict[str, EncodedInput] | BatchEncoding,

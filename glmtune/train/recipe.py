@@ -74,6 +74,9 @@ def train(cfg: TrainConfig) -> TrainResult:
     loaded = glmtune.load(cfg.model.path, dtype=dtype, attn_implementation=cfg.model.attn_implementation,
                           family=cfg.model.family, quantization_config=quant)
     tokenizer, family = loaded.tokenizer, loaded.family
+    if cfg.data.pack and family.architecture == "chatglm-v1":
+        raise GlmtuneError("data.pack: ChatGLM-6B's 2D positions and masks cannot express packed rows; "
+                           "use training.train_sampling_strategy group_by_length instead")
     model = loaded.model
     model.config.use_cache = False
     model = methods.apply_method(model, family, cfg.method, bool(args.gradient_checkpointing))

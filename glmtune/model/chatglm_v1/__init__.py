@@ -9,7 +9,13 @@ from __future__ import annotations
 
 from glmtune.model.chatglm_v1.chat import InvalidScoreLogitsProcessor, chat, stream_chat
 from glmtune.model.chatglm_v1.configuration import ChatGLMv1Config
-from glmtune.model.chatglm_v1.loading import load_v1_model, load_v1_prefix, save_v1_original, save_v1_prefix
+from glmtune.model.chatglm_v1.loading import (
+    load_v1_model,
+    load_v1_prefix,
+    save_v1_native,
+    save_v1_original,
+    save_v1_prefix,
+)
 from glmtune.model.chatglm_v1.modeling import ChatGLMv1ForCausalLM, ChatGLMv1Model
 
 __all__ = [
@@ -20,6 +26,7 @@ __all__ = [
     "chat",
     "load_v1_model",
     "load_v1_prefix",
+    "save_v1_native",
     "save_v1_original",
     "save_v1_prefix",
     "stream_chat",

@@ -87,7 +87,7 @@ def eager_attention(q, k, v, mask: torch.Tensor | None, layer_id: int) -> tuple[
     """The official ``attention_fn``: q scaled by 1/(sqrt(d)*(l+1)), masked_fill(-10000), x(l+1), fp32 softmax."""
     coeff = float(layer_id + 1)
     scores = torch.matmul(q / (math.sqrt(q.shape[-1]) * coeff), k.transpose(-1, -2))
-    if mask is not None and bool(mask.any()):
+    if mask is not None:  # (the official skip for an all-False mask changes nothing)
         scores = scores.masked_fill(mask, MASKED_SCORE)
     probs = F.softmax(scores.float() * coeff, dim=-1).to(v.dtype)
     return torch.matmul(probs, v), probs
@@ -101,13 +101,11 @@ def sdpa_attention(q, k, v, mask: torch.Tensor | None) -> torch.Tensor:
     the mean of the values.
     """
     scale = 1.0 / math.sqrt(q.shape[-1])
-    if mask is None or not bool(mask.any()):
+    if mask is None:
         return F.scaled_dot_product_attention(q, k, v, scale=scale)
-    dead = mask.all(dim=-1, keepdim=True)
+    dead = mask.all(dim=-1, keepdim=True)  # no host sync: always blended
     out = F.scaled_dot_product_attention(q, k, v, attn_mask=~mask | dead, scale=scale)
-    if bool(dead.any()):
-        out = torch.where(dead, v.mean(dim=2, keepdim=True), out)
-    return out
+    return torch.where(dead, v.mean(dim=2, keepdim=True).to(out.dtype), out)
 
 
 class V1SelfAttention(torch.nn.Module):

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +18,7 @@ from safetensors.torch import save_file
 
 from glmtune.errors import GlmtuneError
 from glmtune.families import read_config
+from glmtune.io import atomic_directory, atomic_write_text
 from glmtune.model.chatglm_v1.configuration import ChatGLMv1Config
 from glmtune.model.chatglm_v1.layers import rotary_inv_freq
 from glmtune.model.chatglm_v1.modeling import ChatGLMv1ForCausalLM
@@ -113,6 +113,7 @@ def load_v1_model(
     model.load_state_dict(state, strict=False, assign=True)
     model.tie_weights()
     model.config.dtype = torch_dtype
+    model.config._name_or_path = model.name_or_path = str(directory)  # as from_pretrained sets them
     if pre_seq_len is not None:
         model.enable_ptuning(pre_seq_len, projection)
         if prefix_state:
@@ -148,24 +149,38 @@ def load_v1_prefix(model: ChatGLMv1ForCausalLM, ptuning_dir: str | Path) -> Chat
 
 
 def save_v1_prefix(model: ChatGLMv1ForCausalLM, directory: str | Path) -> Path:
-    """Write the prefix as the official trainer does: ``pytorch_model.bin`` + full ``config.json``."""
+    """Write the prefix as the official trainer does: ``pytorch_model.bin`` (only ``transformer.prefix_encoder.*``)
+    and the full ``config.json`` with ``pre_seq_len``; files are replaced atomically, the directory is kept
+    (it may be a trainer checkpoint holding other files)."""
     if model.transformer.prefix_encoder is None:
         raise GlmtuneError(f"{directory}: the model has no P-Tuning prefix to save")
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
     state = {OFFICIAL_PREFIX + k: v.detach().cpu().contiguous()
              for k, v in model.transformer.prefix_encoder.state_dict().items()}
     config = model.config.to_official_dict()
+    base = Path(str(getattr(model.config, "_name_or_path", "") or ""))
+    if str(base) not in ("", ".") and base.is_dir():  # the official trainer records the base model here
+        config["_name_or_path"] = str(base.resolve())
+    tmp = directory / f".pytorch_model.bin.tmp-{os.getpid()}"
+    torch.save(state, tmp)
+    os.replace(tmp, directory / "pytorch_model.bin")
+    atomic_write_text(directory / "config.json", json.dumps(config, indent=2) + "\n")
+    return directory
 
-    def write(tmp: Path) -> None:
-        torch.save(state, tmp / "pytorch_model.bin")
-        (tmp / "config.json").write_text(json.dumps(config, indent=2) + "\n", encoding="utf-8")
 
-    return _atomic_dir(Path(directory), write)
+def save_v1_native(model: ChatGLMv1ForCausalLM, directory: str | Path) -> Path:
+    """glmtune's native layout (``model_type: chatglm_v1``, ``model.safetensors``, prefix included if any)."""
+    directory = Path(directory)
+    model.config.architectures = ["ChatGLMv1ForCausalLM"]
+    model.save_pretrained(str(directory), max_shard_size="2GB")
+    return directory
 
 
 def _original_state(model: ChatGLMv1ForCausalLM) -> dict[str, torch.Tensor]:
-    """The original THUDM tensors: official names, ``lm_head.weight`` stored, fp16-rounded ``inv_freq`` buffers."""
-    state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()
-             if not k.startswith(OFFICIAL_PREFIX)}
+    """The original THUDM tensors: official names, ``lm_head.weight`` stored, fp16-rounded ``inv_freq`` buffers
+    (and ``transformer.prefix_encoder.*`` when the model has a prefix, the official full-model-with-prefix layout)."""
+    state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
     state["lm_head.weight"] = state["transformer.word_embeddings.weight"].clone()
     cfg = model.config
     dim = cfg.head_dim // 2 if cfg.position_encoding_2d else cfg.head_dim
@@ -189,12 +204,10 @@ def save_v1_original(model: ChatGLMv1ForCausalLM, directory: str | Path, max_sha
             size = 0
         shards[-1][key] = state[key]
         size += nbytes
-    config = model.config.to_official_dict()
-    config.pop("pre_seq_len", None)
-    config.pop("prefix_projection", None)
-    config["torch_dtype"] = str(next(iter(state.values())).dtype).replace("torch.", "")
+    config = model.config.to_official_dict()  # keeps pre_seq_len / prefix_projection when there is a prefix
+    config["torch_dtype"] = str(state["transformer.word_embeddings.weight"].dtype).replace("torch.", "")
 
-    def write(tmp: Path) -> None:
+    with atomic_directory(Path(directory), overwrite=True) as tmp:
         weight_map = {}
         for n, shard in enumerate(shards, start=1):
             name = f"model-{n:05d}-of-{len(shards):05d}.safetensors"
@@ -204,31 +217,7 @@ def save_v1_original(model: ChatGLMv1ForCausalLM, directory: str | Path, max_sha
         index = {"metadata": {"total_size": total}, "weight_map": dict(sorted(weight_map.items()))}
         (tmp / "model.safetensors.index.json").write_text(json.dumps(index, indent=2) + "\n", encoding="utf-8")
         (tmp / "config.json").write_text(json.dumps(config, indent=2) + "\n", encoding="utf-8")
-
-    return _atomic_dir(Path(directory), write)
-
-
-def _atomic_dir(directory: Path, write: Any) -> Path:
-    """Write into a temporary sibling, then rename it into place (replacing an existing directory)."""
-    directory = directory.resolve()
-    directory.parent.mkdir(parents=True, exist_ok=True)
-    tmp = directory.parent / f".{directory.name}.tmp-{os.getpid()}"
-    if tmp.exists():
-        shutil.rmtree(tmp)
-    tmp.mkdir()
-    try:
-        write(tmp)
-        if directory.exists():
-            old = directory.parent / f".{directory.name}.old-{os.getpid()}"
-            directory.rename(old)
-            tmp.rename(directory)
-            shutil.rmtree(old)
-        else:
-            tmp.rename(directory)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    return directory
+    return Path(directory)
 
 
-__all__ = ["load_v1_model", "load_v1_prefix", "save_v1_original", "save_v1_prefix"]
+__all__ = ["load_v1_model", "load_v1_prefix", "save_v1_native", "save_v1_original", "save_v1_prefix"]

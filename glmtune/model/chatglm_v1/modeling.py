@@ -8,7 +8,6 @@ SDPA unless ``config._attn_implementation == "eager"`` (both compute the officia
 
 from __future__ import annotations
 
-import logging
 from typing import Any
 
 import torch
@@ -16,11 +15,12 @@ from torch import nn
 from transformers import GenerationMixin, PreTrainedModel
 from transformers.cache_utils import Cache, DynamicCache
 from transformers.modeling_outputs import BaseModelOutputWithPast, CausalLMOutputWithPast
+from transformers.utils import logging
 
 from glmtune.model.chatglm_v1.configuration import ChatGLMv1Config
 from glmtune.model.chatglm_v1.layers import GLMBlock, V1PrefixEncoder
 
-logger = logging.getLogger(__name__)
+logger = logging.get_logger(__name__)
 
 
 def _first_index(row: list[int], token: int, what: str, i: int) -> int:
@@ -153,6 +153,16 @@ class ChatGLMv1Model(ChatGLMv1PreTrainedModel):
             use_cache = False
         if isinstance(past_key_values, tuple):
             raise ValueError("past_key_values must be a transformers Cache (e.g. DynamicCache), not a tuple")
+        if attention_mask is not None and attention_mask.dtype != torch.bool and attention_mask.dim() == 2:
+            # an HF-style [B, T] padding mask (e.g. from a generic collator): the official generate drops non-bool
+            # masks and builds them from the ids; with right padding (the official training layout) that is exact
+            logger.warning_once("ChatGLM-6B: a [B, T] attention_mask is ignored; masks are built from the ids")
+            attention_mask = None
+        if position_ids is not None and position_ids.dim() == 2 and self.config.position_encoding_2d:
+            if past_key_values is not None and past_key_values.get_seq_length() > 0:
+                raise ValueError("position_ids must be [B, 2, T] (position, block position) for ChatGLM-6B")
+            logger.warning_once("ChatGLM-6B: [B, T] position_ids are ignored; its 2D positions are built from the ids")
+            position_ids = None
         if use_cache and past_key_values is None:
             past_key_values = DynamicCache(config=self.config)
         past_len = past_key_values.get_seq_length() if past_key_values is not None else 0
@@ -248,6 +258,14 @@ class ChatGLMv1ForCausalLM(ChatGLMv1PreTrainedModel, GenerationMixin):
         self.lm_head = value
 
     # ------------------------------------------------------------------ P-Tuning v2
+    @property
+    def prefix_encoder(self) -> V1PrefixEncoder:
+        """The P-Tuning v2 prefix encoder (``transformer.prefix_encoder``); AttributeError when there is none."""
+        encoder = self.transformer.prefix_encoder
+        if encoder is None:
+            raise AttributeError("this ChatGLM-6B model has no P-Tuning prefix (see enable_ptuning)")
+        return encoder
+
     def enable_ptuning(self, pre_seq_len: int, prefix_projection: bool = False) -> V1PrefixEncoder:
         """Add the official prefix encoder (fp32, trainable) and freeze everything else, in place."""
         self.config.pre_seq_len = int(pre_seq_len)
@@ -301,8 +319,7 @@ class ChatGLMv1ForCausalLM(ChatGLMv1PreTrainedModel, GenerationMixin):
         as the official code does; a non-bool mask is dropped (with a warning) and rebuilt from the ids."""
         mask = kwargs.pop("attention_mask", None)
         if mask is not None and mask.dtype != torch.bool:
-            logger.warning("ChatGLM-6B: attention_mask of dtype %s is not the bool v1 mask; rebuilt from the ids",
-                           mask.dtype)
+            logger.warning_once("ChatGLM-6B: a non-bool attention_mask is not the v1 mask; rebuilt from the ids")
             mask = None
         if kwargs.get("inputs_embeds") is not None:
             raise ValueError("ChatGLM-6B generates from input_ids (its masks and positions are built from them)")

@@ -1,0 +1,29 @@
+"""``glmtune eval``: official metrics of a predictions file, or of a model's predictions on a data file."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import typer
+
+from glmtune.errors import GlmtuneError
+
+
+def run_eval(model: Path | None, predictions: Path | None, data: Path | None, adapter: Path | None, variant: str,
+             batch_size: int, max_new_tokens: int) -> None:
+    from glmtune.evaluate import compute_metrics, read_predictions
+
+    if predictions is not None:
+        preds, refs, _ = read_predictions(predictions)
+    elif model is not None and data is not None:
+        from glmtune.commands.predict import predictions_for
+
+        results = predictions_for(model, [data], adapter, None, batch_size, max_new_tokens)
+        missing = [p.id for p in results if p.reference is None]
+        if missing:
+            raise GlmtuneError(f"{data}: record {missing[0]} has no assistant reply to score against")
+        preds, refs = [p.prediction for p in results], [p.reference or "" for p in results]
+    else:
+        raise GlmtuneError("give --predictions FILE, or MODEL and --data FILE")
+    typer.echo(json.dumps(compute_metrics(preds, refs, variant=variant), ensure_ascii=False, indent=2))
