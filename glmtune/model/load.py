@@ -124,7 +124,29 @@ def _load_original(
     model.__class__ = GlmForCausalLM
     model._weight_conversions = None
     model.config.architectures = ["GlmForCausalLM"]
+    if config.get("pre_seq_len"):  # the official full model with its P-Tuning prefix inside
+        model = _embedded_prefix(model, files, config)
     return model, "original"
+
+
+def _embedded_prefix(model: Any, files: Any, config: dict[str, Any]) -> Any:
+    from safetensors import safe_open
+
+    from glmtune.model.ptuning import OFFICIAL_PREFIX, _load_prefix_state, add_prefix
+
+    state: dict[str, torch.Tensor] = {}
+    for path in files.files:
+        if path.suffix == ".safetensors":
+            with safe_open(str(path), framework="pt") as f:
+                state.update({k[len(OFFICIAL_PREFIX):]: f.get_tensor(k) for k in f.keys() if k.startswith(OFFICIAL_PREFIX)})
+        else:
+            full = torch.load(str(path), map_location="cpu", weights_only=True, mmap=True)
+            state.update({k[len(OFFICIAL_PREFIX):]: v for k, v in full.items() if k.startswith(OFFICIAL_PREFIX)})
+    if not state:
+        return model
+    add_prefix(model, int(config["pre_seq_len"]), bool(config.get("prefix_projection", False)))
+    _load_prefix_state(model, state, files.directory)
+    return model
 
 
 def _load_native(directory: Path, dtype: torch.dtype, device_map: Any, attn: str, quantization_config: Any):

@@ -111,6 +111,8 @@ def add_prefix(model: Any, pre_seq_len: int, prefix_projection: bool = False, dr
         device=model.device, dtype=torch.float32
     )
     model.prefix_dropout = nn.Dropout(dropout)
+    model.prefix_encoder.train(model.training)
+    model.prefix_dropout.train(model.training)
     for layer in model.model.layers:
         layer.self_attn.__class__ = PrefixAttention
     model.__class__ = PTuningGlmForCausalLM
