@@ -51,13 +51,13 @@ class ChatGLMv1Family(RoundsFamily):
             "{% set sys = messages | selectattr('role', 'equalto', 'system') | map(attribute='content') | list %}"
             "{% set turns = messages | rejectattr('role', 'equalto', 'system') | list %}"
             "{% if sys %}{{ sys | join('\n') }}\n{% endif %}"
-            "{% if turns | length == 1 and not sys %}{{ turns[0]['content'] }}{% else %}"
+            "{% if turns | length == 1 and turns[0]['role'] == 'user' and not sys %}{{ turns[0]['content'] }}{% else %}"
             "{% set ns = namespace(i=0, q=none) %}"
             "{% for m in turns %}{% if m['role'] == 'user' %}"
             "{% if ns.q is not none %}" + one + "\n{% set ns.i = ns.i + 1 %}{% endif %}{% set ns.q = m['content'] %}"
             "{% else %}{% if ns.q is none %}{% set ns.q = '' %}{% endif %}" + one + "{{ m['content'] }}\n"
             "{% set ns.i = ns.i + 1 %}{% set ns.q = none %}{% endif %}{% endfor %}"
-            "{% if ns.q is not none %}" + one + "{% endif %}{% endif %}[gMASK]<sop>"
+            "{% if ns.q is none %}{% set ns.q = '' %}{% endif %}" + one + "{% endif %}[gMASK]<sop>"
         )
 
 

@@ -63,7 +63,7 @@ class RoundsFamily(Family):
             "{% else %}{% if ns.q is none %}{% set ns.q = '' %}{% endif %}" + one + "{{ m['content'] }}" + sep
             + "{% set ns.i = ns.i + 1 %}{% set ns.q = none %}{% endif %}"
             "{% endfor %}"
-            "{% if ns.q is not none %}" + one + "{% endif %}"
+            "{% if ns.q is none %}{% set ns.q = '' %}{% endif %}" + one
         )
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ast
 import json
+import sys
 from dataclasses import dataclass
 from typing import Any
 
@@ -24,22 +25,27 @@ CHAT_TEMPLATE = (
 )
 
 
+_INF = "1e" + repr(sys.float_info.max_10_exp + 1)  # how both unparsers write an infinite float
+
+
+def _literal(value: Any) -> str:
+    """The text astunparse 1.6.3 (and ``ast.unparse``) writes for a keyword value: ``repr`` for JSON values,
+    infinities as ``1e309``, a NaN as ``nan``."""
+    kind = type(value)
+    if kind is float:
+        return "nan" if value != value else repr(value).replace("inf", _INF)
+    if kind in (str, int, bool, list, dict) or value is None:
+        return repr(value)
+    return ast.unparse(ast.Constant(value))
+
+
 def format_tool_call_code(name: str, arguments: dict[str, Any]) -> str:
     """``tool_call(a='x', b=1)`` as the official ChatGLM3 data builder writes it (keyword literals).
 
-    The official code used astunparse 1.6.3; ``ast.unparse`` writes the same text for every JSON value except a
-    top-level NaN (astunparse: ``nan``, ast: ``(1e309-1e309)``), which is special-cased.
+    The official code built an ``ast.Call`` and wrote it with astunparse 1.6.3; this writes the same text directly
+    (``ast.unparse`` agrees except for a top-level NaN, where astunparse writes ``nan``). Tested against ``ast``.
     """
-
-    def literal(v: Any) -> ast.expr:
-        return ast.Name(id="nan") if isinstance(v, float) and v != v else ast.Constant(v)
-
-    call = ast.Call(
-        func=ast.Name(id=name),
-        args=[],
-        keywords=[ast.keyword(arg=k, value=literal(v)) for k, v in arguments.items()],
-    )
-    return ast.unparse(call)
+    return f"{name}(" + ", ".join(f"{k}={_literal(v)}" for k, v in arguments.items()) + ")"
 
 
 def parse_tool_call_code(code: str) -> dict[str, Any]:
