@@ -21,8 +21,8 @@ def process_response_v1(response: str) -> str:
     """Official ChatGLM-6B ``process_response``: strip, and ASCII punctuation next to CJK → full width."""
     response = response.strip().replace("[[训练时间]]", "2023年")
     for ascii_p, full in _PUNCTS:
-        response = re.sub(r"([\u4e00-\u9fff])%s" % ascii_p, r"\1%s" % full, response)
-        response = re.sub(r"%s([\u4e00-\u9fff])" % ascii_p, r"%s\1" % full, response)
+        response = re.sub(rf"([\u4e00-\u9fff]){ascii_p}", rf"\1{full}", response)
+        response = re.sub(rf"{ascii_p}([\u4e00-\u9fff])", rf"{full}\1", response)
     return response
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import contextlib
 import json
 import sys
 from dataclasses import dataclass
@@ -97,10 +98,8 @@ class ChatGLM3Family(Family):
                 continue
             if tools_available:
                 code = "\n".join(content.split("\n")[1:-1])
-                try:
+                with contextlib.suppress(SyntaxError, ValueError):
                     calls.append(ToolCall(metadata.strip(), parse_tool_call_code(code)))
-                except (SyntaxError, ValueError):
-                    pass
         return content, calls
 
 

@@ -164,7 +164,7 @@ class Engine:
         params = params or GenerationParams()
         prompts = [self.prompt_ids(self.build_messages(c, tools)) for c in conversations]
         outputs = self.generate_ids(prompts, params)
-        return [self.finish(len(p), o, bool(tools), params) for p, o in zip(prompts, outputs)]
+        return [self.finish(len(p), o, bool(tools), params) for p, o in zip(prompts, outputs, strict=False)]
 
     def chat(self, query: str, history: list[Message] | None = None, params: GenerationParams | None = None,
              tools: list[dict] | None = None, system: str | None = None,

@@ -75,7 +75,7 @@ def predict(engine: Engine, samples: Iterable[tuple[str, list[dict[str, Any]], l
     bar = tqdm(total=len(prepared), desc="predict", unit="rec", disable=not progress)
     for chunk in _batches(order, batch_size):
         outputs = engine.generate_ids([prepared[i][1] for i in chunk], params)
-        for i, new_ids in zip(chunk, outputs):
+        for i, new_ids in zip(chunk, outputs, strict=False):
             sid, prompt_ids, reference, has_tools = prepared[i]
             reply = engine.finish(len(prompt_ids), new_ids, has_tools, params)
             text = reply.text if not reply.tool_calls else reply.message["content"]

@@ -72,7 +72,7 @@ def convert_official_adapter(weights: dict[str, torch.Tensor], model_config: Any
         else:
             if tensor.shape[0] != q + 2 * kv:
                 raise GlmtuneError(f"adapter tensor {key}: {tensor.shape[0]} rows, the model's qkv has {q + 2 * kv}")
-            for p, part in zip(("q", "k", "v"), torch.split(tensor, [q, kv, kv], dim=0)):
+            for p, part in zip(("q", "k", "v"), torch.split(tensor, [q, kv, kv], dim=0), strict=False):
                 out[f"{base}self_attn.{p}_proj.{rest}"] = part.contiguous()
     return out
 

@@ -63,7 +63,7 @@ def iter_shapes(files: WeightFiles) -> Iterator[tuple[str, tuple[int, ...], Path
         if path.suffix == ".safetensors":
             try:
                 with safe_open(str(path), framework="pt") as f:
-                    for key in f.keys():
+                    for key in f.keys():  # noqa: SIM118 - safe_open is not iterable
                         yield key, tuple(f.get_slice(key).get_shape()), path
             except Exception as e:  # truncated or corrupt file
                 raise GlmtuneError(f"{path}: cannot read safetensors file ({e})") from None

@@ -138,7 +138,8 @@ def _embedded_prefix(model: Any, files: Any, config: dict[str, Any]) -> Any:
     for path in files.files:
         if path.suffix == ".safetensors":
             with safe_open(str(path), framework="pt") as f:
-                state.update({k[len(OFFICIAL_PREFIX):]: f.get_tensor(k) for k in f.keys() if k.startswith(OFFICIAL_PREFIX)})
+                state.update({k[len(OFFICIAL_PREFIX):]: f.get_tensor(k) for k in f.keys()  # noqa: SIM118
+                              if k.startswith(OFFICIAL_PREFIX)})
         else:
             full = torch.load(str(path), map_location="cpu", weights_only=True, mmap=True)
             state.update({k[len(OFFICIAL_PREFIX):]: v for k, v in full.items() if k.startswith(OFFICIAL_PREFIX)})

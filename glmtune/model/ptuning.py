@@ -96,7 +96,7 @@ class PTuningGlmForCausalLM(modeling_glm.GlmForCausalLM):
     def forward(self, input_ids=None, *args: Any, inputs_embeds=None, **kwargs: Any):
         ref = input_ids if input_ids is not None else inputs_embeds
         # set for this call and left in place: gradient checkpointing recomputes the layers during backward
-        for layer, kv in zip(self.model.layers, prefix_key_values(self, ref.shape[0])):
+        for layer, kv in zip(self.model.layers, prefix_key_values(self, ref.shape[0]), strict=False):
             layer.self_attn.prefix_kv = kv
         return super().forward(input_ids, *args, inputs_embeds=inputs_embeds, **kwargs)
 

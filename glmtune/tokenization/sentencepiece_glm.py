@@ -165,7 +165,7 @@ class SentencePieceGLMTokenizer(PreTrainedTokenizer):
             raise ValueError("ChatGLM2 has no role tokens; use the [Round N] prompt instead")
         if role not in ("system", "user", "assistant", "observation"):
             raise ValueError(f"unknown role {role!r}")
-        return [self.special_tokens[f"<|{role}|>"]] + self.sp_model.encode(f"{metadata}\n") + self.sp_model.encode(message)
+        return [self.special_tokens[f"<|{role}|>"], *self.sp_model.encode(f"{metadata}\n"), *self.sp_model.encode(message)]
 
     def _encode_rendered(self, text: str) -> list[int]:
         """Ids of text rendered by our chat template: the inverse of ``build_single_message`` concatenation.

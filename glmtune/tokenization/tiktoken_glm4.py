@@ -187,9 +187,7 @@ class GLM4Tokenizer(PreTrainedTokenizer):
         if role not in ROLES:
             raise ValueError(f"unknown role {role!r}")
         return (
-            [self.special_tokens[f"<|{role}|>"]]
-            + self.encoding.encode_ordinary(f"{metadata}\n")
-            + self.encoding.encode_ordinary(message)
+            [self.special_tokens[f"<|{role}|>"], *self.encoding.encode_ordinary(f"{metadata}\n"), *self.encoding.encode_ordinary(message)]
         )
 
     # ----------------------------------------------------------------- decoding

@@ -131,8 +131,8 @@ def split_last_reply(input_ids: torch.Tensor, labels: torch.Tensor, stop_ids: li
     """(prompt ids, reply ids) per row: the reply is the last run of labelled tokens, without its stop token."""
     masks = attention_mask.tolist() if attention_mask is not None else [[1] * input_ids.shape[1]] * len(input_ids)
     prompts, replies = [], []
-    for row_ids, row_labels, row_mask in zip(input_ids.tolist(), labels.tolist(), masks):
-        kept = [(t, lab) for t, lab, m in zip(row_ids, row_labels, row_mask) if m]
+    for row_ids, row_labels, row_mask in zip(input_ids.tolist(), labels.tolist(), masks, strict=False):
+        kept = [(t, lab) for t, lab, m in zip(row_ids, row_labels, row_mask, strict=False) if m]
         ids = [t for t, _ in kept]
         lab = [v for _, v in kept]
         positions = [i for i, v in enumerate(lab) if v != -100]

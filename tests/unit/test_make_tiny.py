@@ -36,7 +36,7 @@ def _tensors(directory: Path) -> dict[str, tuple[int, ...]]:
     shapes = {}
     for name in sorted(set(index["weight_map"].values())):
         with safe_open(str(directory / name), framework="pt") as f:
-            shapes.update({k: tuple(f.get_slice(k).get_shape()) for k in f.keys()})
+            shapes.update({k: tuple(f.get_slice(k).get_shape()) for k in f.keys()})  # noqa: SIM118
     assert set(shapes) == set(index["weight_map"])
     return shapes
 

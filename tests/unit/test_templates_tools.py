@@ -93,14 +93,14 @@ def test_tool_call_messages_round_trip(arguments: dict) -> None:
     for name in ("chatglm3", "glm4"):
         family = get_family(name)
         msg = family.format_tool_call(ToolCall("get_weather", arguments))
-        content, calls = family.parse_reply(f"{msg['metadata']}\n{msg['content']}", tools_available=True)
+        _content, calls = family.parse_reply(f"{msg['metadata']}\n{msg['content']}", tools_available=True)
         assert calls == [ToolCall("get_weather", arguments)], name
 
 
 def test_tool_call_parser_never_evaluates() -> None:
     family = get_family("chatglm3")
     evil = "get_weather\n```python\ntool_call(x=__import__('os').system('echo pwned'))\n```"
-    content, calls = family.parse_reply(evil, tools_available=True)
+    _content, calls = family.parse_reply(evil, tools_available=True)
     assert calls == []
     _, calls = get_family("glm4").parse_reply("get_weather\n{not json", tools_available=True)
     assert calls == []
@@ -110,7 +110,7 @@ def test_tool_call_parser_never_evaluates() -> None:
 @given(text)
 def test_parse_reply_never_crashes(s: str) -> None:
     for name in ("chatglm", "chatglm2", "chatglm3", "glm4"):
-        content, calls = get_family(name).parse_reply(s, tools_available=True)
+        content, _calls = get_family(name).parse_reply(s, tools_available=True)
         assert isinstance(content, str)
 
 
