@@ -20,8 +20,14 @@ import torch
 from safetensors.torch import save_file
 
 CONFIG = {
-    "hidden_size": 2048, "num_layers": 16, "num_attention_heads": 16, "kv_channels": 128,
-    "multi_query_group_num": 2, "ffn_hidden_size": 8192, "padded_vocab_size": 65024, "seq_length": 8192,
+    "hidden_size": 2048,
+    "num_layers": 16,
+    "num_attention_heads": 16,
+    "kv_channels": 128,
+    "multi_query_group_num": 2,
+    "ffn_hidden_size": 8192,
+    "padded_vocab_size": 65024,
+    "seq_length": 8192,
 }
 
 
@@ -30,10 +36,24 @@ def build(directory: Path) -> int:
     from glmtune.model.glm_weights import ROTARY_BUFFER, expected_original_shapes, rotary_inv_freq
     from glmtune.model.tiny import AUTO_MAP
 
-    cfg = {"_name_or_path": "bench-chatglm3-1b", "model_type": "chatglm", "architectures": ["ChatGLMModel"],
-           "auto_map": AUTO_MAP, "add_bias_linear": False, "add_qkv_bias": True, "layernorm_epsilon": 1e-5,
-           "multi_query_attention": True, "original_rope": True, "post_layer_norm": True, "rmsnorm": True,
-           "torch_dtype": "float16", "eos_token_id": 2, "pad_token_id": 0, "tie_word_embeddings": False, **CONFIG}
+    cfg = {
+        "_name_or_path": "bench-chatglm3-1b",
+        "model_type": "chatglm",
+        "architectures": ["ChatGLMModel"],
+        "auto_map": AUTO_MAP,
+        "add_bias_linear": False,
+        "add_qkv_bias": True,
+        "layernorm_epsilon": 1e-5,
+        "multi_query_attention": True,
+        "original_rope": True,
+        "post_layer_norm": True,
+        "rmsnorm": True,
+        "torch_dtype": "float16",
+        "eos_token_id": 2,
+        "pad_token_id": 0,
+        "tie_word_embeddings": False,
+        **CONFIG,
+    }
     shapes = expected_original_shapes(cfg)
     directory.mkdir(parents=True, exist_ok=True)
     gen = torch.Generator().manual_seed(0)
@@ -95,13 +115,20 @@ def main() -> None:
     if not (ckpt / "done").is_file():
         build(ckpt)
     build_s = time.time() - t
-    base = subprocess.run([sys.executable, "-c", "import glmtune, torch, transformers; print(" + PEAK + ")"],
-                          capture_output=True, text=True, check=True)
+    base = subprocess.run(
+        [sys.executable, "-c", "import glmtune, torch, transformers; print(" + PEAK + ")"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     out = subprocess.run([sys.executable, "-c", CHILD, str(ckpt)], capture_output=True, text=True, check=True)
     result = json.loads(out.stdout.strip().splitlines()[-1])
-    result.update(build_s=round(build_s, 1), baseline_rss_bytes=int(base.stdout.strip()),
-                  rss_over_param_bytes=round(result["peak_rss_bytes"] / result["param_bytes"], 3),
-                  target_rss_over_param_bytes=1.3)
+    result.update(
+        build_s=round(build_s, 1),
+        baseline_rss_bytes=int(base.stdout.strip()),
+        rss_over_param_bytes=round(result["peak_rss_bytes"] / result["param_bytes"], 3),
+        target_rss_over_param_bytes=1.3,
+    )
     result["load_s"] = round(result["load_s"], 2)
     print(json.dumps(result) if args.json else json.dumps(result, indent=2))
 

@@ -20,11 +20,22 @@ from pathlib import Path
 
 import torch
 
-SHAPE = dict(vocab_size=65024, hidden_size=4096, intermediate_size=13696, num_hidden_layers=28,
-             num_attention_heads=32, num_key_value_heads=2, head_dim=128, rms_norm_eps=1e-5,
-             max_position_embeddings=8192, attention_bias=True, pad_token_id=0, eos_token_id=2,
-             rope_parameters={"rope_type": "default", "rope_theta": 10000.0, "partial_rotary_factor": 0.5},
-             glmtune_family="chatglm3")
+SHAPE = dict(
+    vocab_size=65024,
+    hidden_size=4096,
+    intermediate_size=13696,
+    num_hidden_layers=28,
+    num_attention_heads=32,
+    num_key_value_heads=2,
+    head_dim=128,
+    rms_norm_eps=1e-5,
+    max_position_embeddings=8192,
+    attention_bias=True,
+    pad_token_id=0,
+    eos_token_id=2,
+    rope_parameters={"rope_type": "default", "rope_theta": 10000.0, "partial_rotary_factor": 0.5},
+    glmtune_family="chatglm3",
+)
 
 
 def build_checkpoint(path: Path) -> None:
@@ -48,14 +59,24 @@ def load(path: Path, method: str):
 
     quant = None
     if method == "qlora":
-        quant = BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True,
-                                   bnb_4bit_compute_dtype=torch.bfloat16)
-    model = GlmForCausalLM.from_pretrained(str(path), dtype=torch.bfloat16, device_map="cuda",
-                                           attn_implementation="sdpa", quantization_config=quant)
+        quant = BitsAndBytesConfig(
+            load_in_4bit=True,
+            bnb_4bit_quant_type="nf4",
+            bnb_4bit_use_double_quant=True,
+            bnb_4bit_compute_dtype=torch.bfloat16,
+        )
+    model = GlmForCausalLM.from_pretrained(
+        str(path), dtype=torch.bfloat16, device_map="cuda", attn_implementation="sdpa", quantization_config=quant
+    )
     model.config.use_cache = False
-    cfg = MethodConfig(name=method, lora_r=64 if method == "qlora" else 8, pre_seq_len=128,
-                       lora_targets=["q_proj", "k_proj", "v_proj", "o_proj", "gate_up_proj", "down_proj"]
-                       if method == "qlora" else None)
+    cfg = MethodConfig(
+        name=method,
+        lora_r=64 if method == "qlora" else 8,
+        pre_seq_len=128,
+        lora_targets=["q_proj", "k_proj", "v_proj", "o_proj", "gate_up_proj", "down_proj"]
+        if method == "qlora"
+        else None,
+    )
     model = apply_method(model, get_family("chatglm3"), cfg, gradient_checkpointing=True)
     model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
     if hasattr(model, "enable_input_require_grads"):
@@ -94,10 +115,13 @@ def bench(path: Path, method: str, seq: int, batch: int, steps: int, peak_tflops
     )
     flops_per_token = 6 * n + 12 * SHAPE["num_hidden_layers"] * SHAPE["hidden_size"] * seq
     tps = tokens / elapsed
-    result = {"method": method, "tokens_per_s": round(tps, 1),
-              "mfu": round(tps * flops_per_token / (peak_tflops * 1e12), 4),
-              "peak_memory_gb": round(torch.cuda.max_memory_allocated() / 1e9, 2),
-              "trainable_params": sum(p.numel() for p in params)}
+    result = {
+        "method": method,
+        "tokens_per_s": round(tps, 1),
+        "mfu": round(tps * flops_per_token / (peak_tflops * 1e12), 4),
+        "peak_memory_gb": round(torch.cuda.max_memory_allocated() / 1e9, 2),
+        "trainable_params": sum(p.numel() for p in params),
+    }
     del model, opt
     torch.cuda.empty_cache()
     return result

@@ -110,8 +110,19 @@ def chat_cmd(
     """Chat in the terminal (streaming, history, tools); --prompt for one-shot use."""
     from glmtune.commands.chat import run_chat
 
-    run_chat(model, adapter=adapter, prompt=prompt, system=system, tools=tools, max_new_tokens=max_new_tokens,
-             temperature=temperature, top_p=top_p, seed=seed, dtype=dtype, compat=compat_official_chat)
+    run_chat(
+        model,
+        adapter=adapter,
+        prompt=prompt,
+        system=system,
+        tools=tools,
+        max_new_tokens=max_new_tokens,
+        temperature=temperature,
+        top_p=top_p,
+        seed=seed,
+        dtype=dtype,
+        compat=compat_official_chat,
+    )
 
 
 @app.command("predict")
@@ -130,8 +141,18 @@ def predict_cmd(
     """Generate the last assistant turn of every record in batches (progress bar); ids are kept."""
     from glmtune.commands.predict import run_predict
 
-    run_predict(model, data, output, adapter=adapter, fmt=fmt, batch_size=batch_size, max_new_tokens=max_new_tokens,
-                temperature=temperature, top_p=top_p, seed=seed)
+    run_predict(
+        model,
+        data,
+        output,
+        adapter=adapter,
+        fmt=fmt,
+        batch_size=batch_size,
+        max_new_tokens=max_new_tokens,
+        temperature=temperature,
+        top_p=top_p,
+        seed=seed,
+    )
 
 
 @app.command("export")
@@ -164,8 +185,15 @@ def eval_cmd(
     """Score predictions with the official ROUGE-1/2/L and BLEU-4; prints JSON."""
     from glmtune.commands.evaluate import run_eval
 
-    run_eval(model=model, predictions=predictions, data=data, adapter=adapter, variant=variant,
-             batch_size=batch_size, max_new_tokens=max_new_tokens)
+    run_eval(
+        model=model,
+        predictions=predictions,
+        data=data,
+        adapter=adapter,
+        variant=variant,
+        batch_size=batch_size,
+        max_new_tokens=max_new_tokens,
+    )
 
 
 @app.command("demo")
@@ -217,15 +245,35 @@ def preprocess_cmd(
     from glmtune.data.preprocess import run
 
     settings = {
-        "max_length": max_length, "max_seq_length": max_seq_length, "max_source_length": max_source_length,
-        "max_target_length": max_target_length, "max_input_length": max_input_length,
-        "max_output_length": max_output_length, "prompt_column": prompt_column, "response_column": response_column,
-        "history_column": history_column, "source_prefix": source_prefix,
+        "max_length": max_length,
+        "max_seq_length": max_seq_length,
+        "max_source_length": max_source_length,
+        "max_target_length": max_target_length,
+        "max_input_length": max_input_length,
+        "max_output_length": max_output_length,
+        "prompt_column": prompt_column,
+        "response_column": response_column,
+        "history_column": history_column,
+        "source_prefix": source_prefix,
         "ignore_pad_token_for_loss": ignore_pad_token_for_loss,
     }
-    run(model, data or [], output, family=family, fmt=fmt, columns=columns, mode=mode, variant="eval" if eval_ else "train",
-        settings=settings, split=split, skip_invalid=skip_invalid, show=show, stats=stats, num_proc=num_proc,
-        use_cache=cache)
+    run(
+        model,
+        data or [],
+        output,
+        family=family,
+        fmt=fmt,
+        columns=columns,
+        mode=mode,
+        variant="eval" if eval_ else "train",
+        settings=settings,
+        split=split,
+        skip_invalid=skip_invalid,
+        show=show,
+        stats=stats,
+        num_proc=num_proc,
+        use_cache=cache,
+    )
 
 
 @app.command("serve")
@@ -246,18 +294,34 @@ def serve_cmd(
     top_p: Annotated[float, typer.Option(help="Default top_p.")] = 0.8,
     max_body_bytes: Annotated[int, typer.Option(help="Largest accepted request body.")] = 8 << 20,
     log_level: Annotated[str, typer.Option(help="uvicorn log level.")] = "info",
+    threads: Annotated[int | None, typer.Option(help="torch CPU threads (default: all cores but one).")] = None,
 ) -> None:
     """Serve an OpenAI-compatible API (/v1/chat/completions with streaming and tools, /v1/models, /health)."""
     from glmtune.serve.openai_format import Defaults
     from glmtune.serve.server import serve
 
     if host not in ("127.0.0.1", "localhost", "::1") and not api_key:
-        typer.secho(f"warning: serving on {host} without --api-key: anyone who can reach it can use it", err=True,
-                    fg=typer.colors.YELLOW)
-    serve(model, adapter=adapter, host=host, port=port, api_key=api_key, model_name=model_name, dtype=dtype,
-          max_batch_size=max_batch_size, max_body_bytes=max_body_bytes, log_level=log_level,
-          defaults=Defaults(temperature=temperature, top_p=top_p, max_tokens=max_tokens,
-                            max_tokens_limit=max_tokens_limit))
+        typer.secho(
+            f"warning: serving on {host} without --api-key: anyone who can reach it can use it",
+            err=True,
+            fg=typer.colors.YELLOW,
+        )
+    serve(
+        model,
+        adapter=adapter,
+        host=host,
+        port=port,
+        api_key=api_key,
+        model_name=model_name,
+        dtype=dtype,
+        max_batch_size=max_batch_size,
+        max_body_bytes=max_body_bytes,
+        log_level=log_level,
+        threads=threads,
+        defaults=Defaults(
+            temperature=temperature, top_p=top_p, max_tokens=max_tokens, max_tokens_limit=max_tokens_limit
+        ),
+    )
 
 
 @app.command("webui")
@@ -275,8 +339,14 @@ def webui_cmd(
     """A gradio chat page: streaming, history, system prompt, generation settings, clear/regenerate."""
     from glmtune.webui.app import Settings, run_webui
 
-    run_webui(model, adapter=adapter, host=host, port=port, dtype=dtype,
-              settings=Settings(max_tokens=max_tokens, temperature=temperature, top_p=top_p, system=system))
+    run_webui(
+        model,
+        adapter=adapter,
+        host=host,
+        port=port,
+        dtype=dtype,
+        settings=Settings(max_tokens=max_tokens, temperature=temperature, top_p=top_p, system=system),
+    )
 
 
 def main() -> None:

@@ -7,17 +7,28 @@ from pathlib import Path
 import typer
 
 
-def run_chat(model: Path, adapter: Path | None, prompt: str | None, system: str | None, tools: Path | None,
-             max_new_tokens: int, temperature: float, top_p: float, seed: int | None, dtype: str,
-             compat: bool) -> None:
+def run_chat(
+    model: Path,
+    adapter: Path | None,
+    prompt: str | None,
+    system: str | None,
+    tools: Path | None,
+    max_new_tokens: int,
+    temperature: float,
+    top_p: float,
+    seed: int | None,
+    dtype: str,
+    compat: bool,
+) -> None:
     from glmtune.infer import Engine, GenerationParams, Reply
     from glmtune.infer.loading import load_for_inference
     from glmtune.infer.tools import read_tools
 
     tool_defs = read_tools(tools) if tools else None
     engine = Engine(load_for_inference(model, adapter, dtype=dtype), compat_official_chat=compat)
-    params = GenerationParams(max_new_tokens=max_new_tokens, temperature=temperature, top_p=top_p, seed=seed,
-                              do_sample=temperature > 0)
+    params = GenerationParams(
+        max_new_tokens=max_new_tokens, temperature=temperature, top_p=top_p, seed=seed, do_sample=temperature > 0
+    )
     history: list[dict] = []
     if system:
         history.append({"role": "system", "content": system})

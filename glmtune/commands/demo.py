@@ -40,18 +40,41 @@ def run_demo(workdir: Path, steps: int = 120) -> None:
         typer.secho(f"[1/4] using the tiny ChatGLM3 checkpoint in {base}", bold=True)
     data = examples_dir()
     out = workdir / "lora"
-    cfg = build_config({
-        "model": {"path": str(base)},
-        "data": {"train": [str(data / "chatglm3_conversations.json")],
-                 "eval": [str(data / "chatglm3_conversations_dev.json")], "max_length": 256},
-        "method": {"name": "lora", "lora_r": 16, "lora_alpha": 32, "lora_dropout": 0.0,
-                   "lora_targets": ["q_proj", "k_proj", "v_proj", "o_proj", "gate_up_proj", "down_proj"]},
-        "training": {"output_dir": str(out), "max_steps": steps, "learning_rate": 2e-2,
-                     "per_device_train_batch_size": 8, "per_device_eval_batch_size": 8, "logging_steps": 5,
-                     "eval_strategy": "steps", "eval_steps": max(steps // 3, 1), "save_steps": max(steps // 2, 1),
-                     "save_total_limit": 2, "lr_scheduler_type": "cosine", "warmup_steps": 5, "seed": 42,
-                     "overwrite_output_dir": True, "report_to": "none"},
-    }, source="glmtune demo")
+    cfg = build_config(
+        {
+            "model": {"path": str(base)},
+            "data": {
+                "train": [str(data / "chatglm3_conversations.json")],
+                "eval": [str(data / "chatglm3_conversations_dev.json")],
+                "max_length": 256,
+            },
+            "method": {
+                "name": "lora",
+                "lora_r": 16,
+                "lora_alpha": 32,
+                "lora_dropout": 0.0,
+                "lora_targets": ["q_proj", "k_proj", "v_proj", "o_proj", "gate_up_proj", "down_proj"],
+            },
+            "training": {
+                "output_dir": str(out),
+                "max_steps": steps,
+                "learning_rate": 2e-2,
+                "per_device_train_batch_size": 8,
+                "per_device_eval_batch_size": 8,
+                "logging_steps": 5,
+                "eval_strategy": "steps",
+                "eval_steps": max(steps // 3, 1),
+                "save_steps": max(steps // 2, 1),
+                "save_total_limit": 2,
+                "lr_scheduler_type": "cosine",
+                "warmup_steps": 5,
+                "seed": 42,
+                "overwrite_output_dir": True,
+                "report_to": "none",
+            },
+        },
+        source="glmtune demo",
+    )
     typer.secho(f"[2/4] LoRA fine-tuning for {steps} steps on {data / 'chatglm3_conversations.json'}", bold=True)
     result = train(cfg)
     typer.echo(f"      loss {result.first_loss:.3f} -> {result.last_loss:.3f}")
@@ -66,5 +89,7 @@ def run_demo(workdir: Path, steps: int = 120) -> None:
     typer.echo(f"  LoRA adapter:                            {out}/adapter_model.safetensors")
     typer.echo(f"  trainer state:                           {result.trainer_state}")
     typer.echo(f"  loss curve:                              {result.loss_plot}")
-    typer.echo(f"  checkpoints:                             {', '.join(str(p) for p in sorted(out.glob('checkpoint-*')))}")
+    typer.echo(
+        f"  checkpoints:                             {', '.join(str(p) for p in sorted(out.glob('checkpoint-*')))}"
+    )
     typer.echo(f"done in {time.time() - start:.0f} s — try: glmtune chat {base} --adapter {out}")

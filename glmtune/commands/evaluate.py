@@ -10,8 +10,15 @@ import typer
 from glmtune.errors import GlmtuneError
 
 
-def run_eval(model: Path | None, predictions: Path | None, data: Path | None, adapter: Path | None, variant: str,
-             batch_size: int, max_new_tokens: int) -> None:
+def run_eval(
+    model: Path | None,
+    predictions: Path | None,
+    data: Path | None,
+    adapter: Path | None,
+    variant: str,
+    batch_size: int,
+    max_new_tokens: int,
+) -> None:
     from glmtune.evaluate import compute_metrics, read_predictions
 
     if predictions is not None:

@@ -7,8 +7,17 @@ from pathlib import Path
 import typer
 
 
-def predictions_for(model: Path, data: list[Path], adapter: Path | None, fmt: str | None, batch_size: int,
-                    max_new_tokens: int, temperature: float = 0.0, top_p: float = 0.8, seed: int | None = None):
+def predictions_for(
+    model: Path,
+    data: list[Path],
+    adapter: Path | None,
+    fmt: str | None,
+    batch_size: int,
+    max_new_tokens: int,
+    temperature: float = 0.0,
+    top_p: float = 0.8,
+    seed: int | None = None,
+):
     from glmtune.data import load_records
     from glmtune.infer import Engine, GenerationParams
     from glmtune.infer.loading import load_for_inference
@@ -16,13 +25,24 @@ def predictions_for(model: Path, data: list[Path], adapter: Path | None, fmt: st
 
     engine = Engine(load_for_inference(model, adapter))
     records = load_records([str(p) for p in data], fmt=fmt)
-    params = GenerationParams(max_new_tokens=max_new_tokens, temperature=temperature, top_p=top_p,
-                              do_sample=temperature > 0, seed=seed)
+    params = GenerationParams(
+        max_new_tokens=max_new_tokens, temperature=temperature, top_p=top_p, do_sample=temperature > 0, seed=seed
+    )
     return predict(engine, samples_from_records(records, engine.family), params, batch_size=batch_size)
 
 
-def run_predict(model: Path, data: list[Path], output: Path, adapter: Path | None, fmt: str | None,
-                batch_size: int, max_new_tokens: int, temperature: float, top_p: float, seed: int | None) -> None:
+def run_predict(
+    model: Path,
+    data: list[Path],
+    output: Path,
+    adapter: Path | None,
+    fmt: str | None,
+    batch_size: int,
+    max_new_tokens: int,
+    temperature: float,
+    top_p: float,
+    seed: int | None,
+) -> None:
     from glmtune.infer.predict import write_predictions
 
     preds = predictions_for(model, data, adapter, fmt, batch_size, max_new_tokens, temperature, top_p, seed)

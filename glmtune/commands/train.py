@@ -28,8 +28,10 @@ def run_train(args: list[str]) -> None:
         data_dir, model_dir, config = positional[:3]
         cfg = load_official(data_dir, model_dir, config, positional[3] if len(positional) == 4 else None, overrides)
     else:
-        raise GlmtuneError("usage: glmtune train CONFIG.yaml [--key value ...]  or  "
-                           "glmtune train DATA_DIR MODEL_DIR CONFIG.yaml [yes|N]")
+        raise GlmtuneError(
+            "usage: glmtune train CONFIG.yaml [--key value ...]  or  "
+            "glmtune train DATA_DIR MODEL_DIR CONFIG.yaml [yes|N]"
+        )
     if not Path(cfg.model.path).exists():
         raise GlmtuneError(f"model.path {cfg.model.path}: no such directory")
     result = train(cfg)

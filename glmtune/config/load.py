@@ -33,8 +33,10 @@ class _Loader(yaml.SafeLoader):
 
 _Loader.add_implicit_resolver(
     "tag:yaml.org,2002:float",
-    re.compile(r"^(?:[-+]?(?:[0-9][0-9_]*)\.[0-9_]*(?:[eE][-+]?[0-9]+)?|[-+]?(?:[0-9][0-9_]*)(?:[eE][-+]?[0-9]+)"
-               r"|\.[0-9_]+(?:[eE][-+]?[0-9]+)?|[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN))$"),
+    re.compile(
+        r"^(?:[-+]?(?:[0-9][0-9_]*)\.[0-9_]*(?:[eE][-+]?[0-9]+)?|[-+]?(?:[0-9][0-9_]*)(?:[eE][-+]?[0-9]+)"
+        r"|\.[0-9_]+(?:[eE][-+]?[0-9]+)?|[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN))$"
+    ),
     list("-+0123456789."),
 )
 
@@ -124,9 +126,8 @@ def build_config(raw: dict[str, Any], overrides: dict[str, Any] | None = None, s
     for old, new in RENAMED_TRAINING_ARGS.items():
         if old in training:
             training.setdefault(new, training.pop(old))
-    if "group_by_length" in training:  # a TrainingArguments flag before transformers 5
-        if training.pop("group_by_length"):
-            training.setdefault("train_sampling_strategy", "group_by_length")
+    if training.pop("group_by_length", False):  # a TrainingArguments flag before transformers 5
+        training.setdefault("train_sampling_strategy", "group_by_length")
     if isinstance(training.get("generation_config"), dict):
         generation = {**training.pop("generation_config"), **generation}
     built: dict[str, Any] = {}
@@ -148,14 +149,22 @@ def build_config(raw: dict[str, Any], overrides: dict[str, Any] | None = None, s
             raise GlmtuneError(f"{source}: section {name}: {e}") from None
     method: MethodConfig = built["method"]
     if method.name not in METHODS:
-        raise GlmtuneError(f"{source}: method.name {method.name!r} is not a method{_did_you_mean(method.name, list(METHODS))}"
-                           f"; choose one of {', '.join(METHODS)}")
+        raise GlmtuneError(
+            f"{source}: method.name {method.name!r} is not a method{_did_you_mean(method.name, list(METHODS))}"
+            f"; choose one of {', '.join(METHODS)}"
+        )
     if not built["model"].path:
         raise GlmtuneError(f"{source}: model.path is required (a checkpoint directory)")
     if not built["data"].train:
         raise GlmtuneError(f"{source}: data.train is required (one or more data files)")
-    return TrainConfig(model=built["model"], data=built["data"], method=method, training=built["training"],
-                       generation=generation, source=source)
+    return TrainConfig(
+        model=built["model"],
+        data=built["data"],
+        method=method,
+        training=built["training"],
+        generation=generation,
+        source=source,
+    )
 
 
 def load_config(path: str | Path, overrides: list[str] | None = None) -> TrainConfig:

@@ -73,13 +73,19 @@ def _method(peft: dict[str, Any] | None, source: str) -> dict[str, Any]:
             method["lora_targets"] = [targets] if isinstance(targets, str) else list(targets)
         return method
     if kind == "PREFIX_TUNING":
-        return {"name": "ptuning-v2", "pre_seq_len": int(peft.get("num_virtual_tokens", 128)),
-                "prefix_projection": bool(peft.get("prefix_projection", False))}
-    raise GlmtuneError(f"{source}: peft_config.peft_type {peft.get('peft_type')!r}: supported are LORA and PREFIX_TUNING")
+        return {
+            "name": "ptuning-v2",
+            "pre_seq_len": int(peft.get("num_virtual_tokens", 128)),
+            "prefix_projection": bool(peft.get("prefix_projection", False)),
+        }
+    raise GlmtuneError(
+        f"{source}: peft_config.peft_type {peft.get('peft_type')!r}: supported are LORA and PREFIX_TUNING"
+    )
 
 
-def load_official(data_dir: str, model_dir: str, config_path: str, resume: str | None,
-                  overrides: list[str] | None = None) -> TrainConfig:
+def load_official(
+    data_dir: str, model_dir: str, config_path: str, resume: str | None, overrides: list[str] | None = None
+) -> TrainConfig:
     """A :class:`TrainConfig` from the official ``finetune_hf.py`` arguments."""
     raw = read_yaml(Path(config_path))
     if not is_official_config(raw):

@@ -16,6 +16,15 @@ Message = dict[str, Any]
 """A chat message: ``{"role": system|user|assistant|observation, "content": str, "metadata"?: str, "tools"?: list}``."""
 
 
+GLM_OFFICIAL_MODULES = {
+    "query_key_value": ("q_proj", "k_proj", "v_proj"),
+    "dense": ("o_proj",),
+    "dense_h_to_4h": ("gate_up_proj",),
+    "dense_4h_to_h": ("down_proj",),
+}
+"""Official ChatGLM2/3/GLM-4 module names -> the native ``GlmForCausalLM`` modules they became."""
+
+
 @dataclass(frozen=True)
 class ToolCall:
     """A structured tool call parsed from (or rendered into) an assistant message."""

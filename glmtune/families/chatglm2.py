@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from glmtune.families.base import Family, Message, Variant
+from glmtune.families.base import GLM_OFFICIAL_MODULES, Family, Message, Variant
 
 
 def pairs_from_messages(messages: list[Message]) -> tuple[str, list[tuple[str, str]], str]:
@@ -60,7 +60,10 @@ class RoundsFamily(Family):
             "{% if m['role'] == 'user' %}"
             "{% if ns.q is not none %}" + one + sep + "{% set ns.i = ns.i + 1 %}{% endif %}"
             "{% set ns.q = m['content'] %}"
-            "{% else %}{% if ns.q is none %}{% set ns.q = '' %}{% endif %}" + one + "{{ m['content'] }}" + sep
+            "{% else %}{% if ns.q is none %}{% set ns.q = '' %}{% endif %}"
+            + one
+            + "{{ m['content'] }}"
+            + sep
             + "{% set ns.i = ns.i + 1 %}{% set ns.q = none %}{% endif %}"
             "{% endfor %}"
             "{% if ns.q is none %}{% set ns.q = '' %}{% endif %}" + one
@@ -76,12 +79,7 @@ CHATGLM2 = RoundsFamily(
     stop_tokens=(),
     roles=("system", "user", "assistant"),
     lora_targets=("q_proj", "k_proj", "v_proj"),
-    official_modules={
-        "query_key_value": ("q_proj", "k_proj", "v_proj"),
-        "dense": ("o_proj",),
-        "dense_h_to_4h": ("gate_up_proj",),
-        "dense_4h_to_h": ("down_proj",),
-    },
+    official_modules=GLM_OFFICIAL_MODULES,
     invalid_score_token=5,
     variants=(Variant("chatglm2", "THUDM/chatglm2-6b", {"seq_length": 32768}),),
     round_start=1,

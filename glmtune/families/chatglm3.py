@@ -9,7 +9,7 @@ import sys
 from dataclasses import dataclass
 from typing import Any
 
-from glmtune.families.base import Family, Message, ToolCall, Variant
+from glmtune.families.base import GLM_OFFICIAL_MODULES, Family, Message, ToolCall, Variant
 
 TOOL_CALL_PREFIX = "```python\n"
 TOOL_CALL_SUFFIX = "\n```"
@@ -109,17 +109,20 @@ CHATGLM3 = ChatGLM3Family(
     architecture="glm",
     tokenizer_file="tokenizer.model",
     special_tokens=(
-        "[MASK]", "[gMASK]", "[sMASK]", "sop", "eop", "<|system|>", "<|user|>", "<|assistant|>", "<|observation|>"
+        "[MASK]",
+        "[gMASK]",
+        "[sMASK]",
+        "sop",
+        "eop",
+        "<|system|>",
+        "<|user|>",
+        "<|assistant|>",
+        "<|observation|>",
     ),
     stop_tokens=("<|user|>", "<|observation|>"),
     roles=("system", "user", "assistant", "observation"),
     lora_targets=("q_proj", "k_proj", "v_proj"),
-    official_modules={
-        "query_key_value": ("q_proj", "k_proj", "v_proj"),
-        "dense": ("o_proj",),
-        "dense_h_to_4h": ("gate_up_proj",),
-        "dense_4h_to_h": ("down_proj",),
-    },
+    official_modules=GLM_OFFICIAL_MODULES,
     invalid_score_token=5,
     supports_tools=True,
     variants=(

@@ -17,7 +17,7 @@ from typing import Any
 
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
-from glmtune.families.base import Family, Message, ToolCall, Variant
+from glmtune.families.base import GLM_OFFICIAL_MODULES, Family, Message, ToolCall, Variant
 
 TOOLS_SYSTEM_PROMPT = (
     "你是一个名为 ChatGLM 的人工智能助手。你是基于智谱AI训练的语言模型 GLM-4 模型开发的，"
@@ -110,19 +110,25 @@ GLM4 = GLM4Family(
     architecture="glm",
     tokenizer_file="tokenizer.model",
     special_tokens=(
-        "<|endoftext|>", "[MASK]", "[gMASK]", "[sMASK]", "<sop>", "<eop>", "<|system|>", "<|user|>",
-        "<|assistant|>", "<|observation|>", "<|begin_of_image|>", "<|end_of_image|>", "<|begin_of_video|>",
+        "<|endoftext|>",
+        "[MASK]",
+        "[gMASK]",
+        "[sMASK]",
+        "<sop>",
+        "<eop>",
+        "<|system|>",
+        "<|user|>",
+        "<|assistant|>",
+        "<|observation|>",
+        "<|begin_of_image|>",
+        "<|end_of_image|>",
+        "<|begin_of_video|>",
         "<|end_of_video|>",
     ),
     stop_tokens=("<|user|>", "<|observation|>"),
     roles=("system", "user", "assistant", "observation"),
     lora_targets=("q_proj", "k_proj", "v_proj"),
-    official_modules={
-        "query_key_value": ("q_proj", "k_proj", "v_proj"),
-        "dense": ("o_proj",),
-        "dense_h_to_4h": ("gate_up_proj",),
-        "dense_4h_to_h": ("down_proj",),
-    },
+    official_modules=GLM_OFFICIAL_MODULES,
     invalid_score_token=198,
     supports_tools=True,
     variants=(Variant("glm4", "THUDM/glm-4-9b-chat", {"seq_length": 131072, "rope_ratio": 500}),),

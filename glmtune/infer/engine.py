@@ -99,8 +99,9 @@ class Engine:
                 out += [{"role": "user", "content": query}, {"role": "assistant", "content": response}]
         return out
 
-    def build_messages(self, messages: list[Message], tools: list[dict] | None = None,
-                       system: str | None = None) -> list[Message]:
+    def build_messages(
+        self, messages: list[Message], tools: list[dict] | None = None, system: str | None = None
+    ) -> list[Message]:
         """A deep copy of ``messages`` with the system prompt and tool definitions in the family's place."""
         out = copy.deepcopy(messages)
         if system is not None and not any(m["role"] == "system" for m in out):
@@ -119,8 +120,11 @@ class Engine:
 
     def _gen_kwargs(self, params: GenerationParams) -> dict[str, Any]:
         kwargs = params.generate_kwargs()
-        kwargs.update(eos_token_id=self.stop_ids, pad_token_id=self.tokenizer.pad_token_id,
-                      logits_processor=LogitsProcessorList([InvalidScoreLogitsProcessor(self.family.invalid_score_token)]))
+        kwargs.update(
+            eos_token_id=self.stop_ids,
+            pad_token_id=self.tokenizer.pad_token_id,
+            logits_processor=LogitsProcessorList([InvalidScoreLogitsProcessor(self.family.invalid_score_token)]),
+        )
         return kwargs
 
     def generate_ids(self, prompts: list[list[int]], params: GenerationParams) -> list[list[int]]:
@@ -155,20 +159,36 @@ class Engine:
             message = self.family.format_tool_call(calls[0])
         else:
             message = {"role": "assistant", "metadata": "", "content": text}
-        return Reply(text=text, tool_calls=calls, finish_reason=finish, prompt_tokens=prompt_len,
-                     completion_tokens=len(new_ids), message=message)
+        return Reply(
+            text=text,
+            tool_calls=calls,
+            finish_reason=finish,
+            prompt_tokens=prompt_len,
+            completion_tokens=len(new_ids),
+            message=message,
+        )
 
-    def generate(self, conversations: list[list[Message]], params: GenerationParams | None = None,
-                 tools: list[dict] | None = None) -> list[Reply]:
+    def generate(
+        self,
+        conversations: list[list[Message]],
+        params: GenerationParams | None = None,
+        tools: list[dict] | None = None,
+    ) -> list[Reply]:
         """One reply per conversation, generated as one left-padded batch."""
         params = params or GenerationParams()
         prompts = [self.prompt_ids(self.build_messages(c, tools)) for c in conversations]
         outputs = self.generate_ids(prompts, params)
         return [self.finish(len(p), o, bool(tools), params) for p, o in zip(prompts, outputs, strict=False)]
 
-    def chat(self, query: str, history: list[Message] | None = None, params: GenerationParams | None = None,
-             tools: list[dict] | None = None, system: str | None = None,
-             role: str = "user") -> tuple[Reply, list[Message]]:
+    def chat(
+        self,
+        query: str,
+        history: list[Message] | None = None,
+        params: GenerationParams | None = None,
+        tools: list[dict] | None = None,
+        system: str | None = None,
+        role: str = "user",
+    ) -> tuple[Reply, list[Message]]:
         """Answer ``query`` after ``history``; returns the reply and a NEW history (the input is not mutated)."""
         past = self.as_messages(history)
         messages = self.build_messages([*past, {"role": role, "content": query}], tools, system)
@@ -177,8 +197,9 @@ class Engine:
         reply = self.finish(len(prompt), self.generate_ids([prompt], params)[0], bool(tools), params)
         return reply, [*past, {"role": role, "content": query}, reply.message]
 
-    def stream(self, messages: list[Message], params: GenerationParams | None = None,
-               tools: list[dict] | None = None) -> Iterator[str | Reply]:
+    def stream(
+        self, messages: list[Message], params: GenerationParams | None = None, tools: list[dict] | None = None
+    ) -> Iterator[str | Reply]:
         """Yield text deltas as they are generated, then the final :class:`Reply`."""
         params = params or GenerationParams()
         prompt = self.prompt_ids(self.build_messages(messages, tools))
@@ -208,5 +229,5 @@ class Engine:
         thread.join()
         if "error" in result:
             raise result["error"]
-        new_ids = self._cut(result["out"][0, inputs["input_ids"].shape[1]:].tolist())
+        new_ids = self._cut(result["out"][0, inputs["input_ids"].shape[1] :].tolist())
         yield self.finish(len(prompt), new_ids, bool(tools), params)

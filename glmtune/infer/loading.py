@@ -27,8 +27,10 @@ def adapter_kind(directory: Path) -> str | None:
         return "lora"
     cfg = directory / "config.json"
     if cfg.is_file() and _json(cfg).get("pre_seq_len"):
-        has_full = any((directory / n).is_file() for n in ("model.safetensors", "model.safetensors.index.json",
-                                                            "pytorch_model.bin.index.json"))
+        has_full = any(
+            (directory / n).is_file()
+            for n in ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin.index.json")
+        )
         return None if has_full else "prefix"
     return None
 
@@ -40,13 +42,20 @@ def base_of(adapter: Path) -> Path:
     else:
         base = _json(adapter / "config.json").get("_name_or_path")
     if not base or not Path(base).is_dir():
-        raise GlmtuneError(f"{adapter}: does not name an existing base model directory ({base!r}); pass MODEL "
-                           "and --adapter separately")
+        raise GlmtuneError(
+            f"{adapter}: does not name an existing base model directory ({base!r}); pass MODEL and --adapter separately"
+        )
     return Path(base)
 
 
-def load_for_inference(model: str | Path, adapter: str | Path | None = None, dtype: str = "auto",
-                       device_map: Any = None, family: str | None = None, merge: bool = False) -> LoadedModel:
+def load_for_inference(
+    model: str | Path,
+    adapter: str | Path | None = None,
+    dtype: str = "auto",
+    device_map: Any = None,
+    family: str | None = None,
+    merge: bool = False,
+) -> LoadedModel:
     """A :class:`LoadedModel` ready to generate, with its adapter applied."""
     model_path = Path(model)
     if adapter is None and adapter_kind(model_path) is not None:
@@ -55,8 +64,9 @@ def load_for_inference(model: str | Path, adapter: str | Path | None = None, dty
     kind = adapter_kind(adapter_path) if adapter_path is not None else None
     if adapter_path is not None and kind is None:
         raise GlmtuneError(f"{adapter_path}: not a LoRA adapter (adapter_config.json) or P-Tuning checkpoint")
-    loaded = load(model_path, dtype=dtype, device_map=device_map, family=family,
-                  prefix=adapter_path if kind == "prefix" else None)
+    loaded = load(
+        model_path, dtype=dtype, device_map=device_map, family=family, prefix=adapter_path if kind == "prefix" else None
+    )
     if kind == "lora":
         from glmtune.model.adapters import apply_lora_adapter
 

@@ -22,8 +22,15 @@ class Prediction:
     finish_reason: str
 
     def to_json(self) -> str:
-        return json.dumps({"id": self.id, "prediction": self.prediction, "reference": self.reference,
-                           "finish_reason": self.finish_reason}, ensure_ascii=False)
+        return json.dumps(
+            {
+                "id": self.id,
+                "prediction": self.prediction,
+                "reference": self.reference,
+                "finish_reason": self.finish_reason,
+            },
+            ensure_ascii=False,
+        )
 
 
 def record_messages(record: Any, family: Any) -> list[dict[str, Any]]:
@@ -63,8 +70,13 @@ def _batches(items: list[Any], size: int) -> Iterator[list[Any]]:
         yield items[i : i + size]
 
 
-def predict(engine: Engine, samples: Iterable[tuple[str, list[dict[str, Any]], list[Any] | None]],
-            params: GenerationParams, batch_size: int = 8, progress: bool = True) -> list[Prediction]:
+def predict(
+    engine: Engine,
+    samples: Iterable[tuple[str, list[dict[str, Any]], list[Any] | None]],
+    params: GenerationParams,
+    batch_size: int = 8,
+    progress: bool = True,
+) -> list[Prediction]:
     """Generate for ``(id, messages, tools)`` samples in left-padded batches (grouped by tools)."""
     prepared = []
     for sid, messages, tools in samples:

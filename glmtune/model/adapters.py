@@ -48,8 +48,9 @@ def read_adapter(directory: Path) -> tuple[dict[str, Any], dict[str, torch.Tenso
 def is_official_adapter(config: dict[str, Any], family: Family) -> bool:
     targets = config.get("target_modules") or []
     targets = [targets] if isinstance(targets, str) else list(targets)
-    return family.architecture == "glm" and any(t in family.official_modules and t not in
-                                                ("q_proj", "k_proj", "v_proj") for t in targets)
+    return family.architecture == "glm" and any(
+        t in family.official_modules and t not in ("q_proj", "k_proj", "v_proj") for t in targets
+    )
 
 
 def convert_official_adapter(weights: dict[str, torch.Tensor], model_config: Any) -> dict[str, torch.Tensor]:
@@ -93,9 +94,13 @@ def apply_lora_adapter(model: Any, directory: Path, family: Family, merge: bool 
         if is_official_adapter(config, family):
             targets = config.get("target_modules")
             targets = [targets] if isinstance(targets, str) else list(targets)
-            lora = LoraConfig(r=config["r"], lora_alpha=config.get("lora_alpha", 8),
-                              lora_dropout=config.get("lora_dropout", 0.0), task_type="CAUSAL_LM",
-                              target_modules=native_targets(targets, family))
+            lora = LoraConfig(
+                r=config["r"],
+                lora_alpha=config.get("lora_alpha", 8),
+                lora_dropout=config.get("lora_dropout", 0.0),
+                task_type="CAUSAL_LM",
+                target_modules=native_targets(targets, family),
+            )
             peft_model = get_peft_model(model, lora)
             result = set_peft_model_state_dict(peft_model, convert_official_adapter(weights, model.config))
             if result.unexpected_keys:

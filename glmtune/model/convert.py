@@ -24,8 +24,14 @@ MAX_SHARD_BYTES = 2 * 1024**3
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 
 
-def save_model(loaded: LoadedModel, dst: Path, layout: str = "native", dtype: str | None = None,
-               force: bool = False, fmt: str = "safetensors") -> Path:
+def save_model(
+    loaded: LoadedModel,
+    dst: Path,
+    layout: str = "native",
+    dtype: str | None = None,
+    force: bool = False,
+    fmt: str = "safetensors",
+) -> Path:
     """Write ``loaded`` to ``dst`` in ``layout``; ``dst`` appears only once complete."""
     if layout not in ("native", "original"):
         raise GlmtuneError(f"--layout/--to {layout!r}: choose native or original")
@@ -68,8 +74,13 @@ def _write_generation_config(loaded: LoadedModel, out: Path) -> None:
     from transformers import GenerationConfig
 
     tok = loaded.tokenizer
-    GenerationConfig(eos_token_id=loaded.family.stop_token_ids(tok), pad_token_id=tok.pad_token_id,
-                     do_sample=True, temperature=0.8, top_p=0.8).save_pretrained(str(out))
+    GenerationConfig(
+        eos_token_id=loaded.family.stop_token_ids(tok),
+        pad_token_id=tok.pad_token_id,
+        do_sample=True,
+        temperature=0.8,
+        top_p=0.8,
+    ).save_pretrained(str(out))
 
 
 def _save_original(loaded: LoadedModel, model: Any, out: Path, fmt: str) -> None:
@@ -92,8 +103,9 @@ def _save_original(loaded: LoadedModel, model: Any, out: Path, fmt: str) -> None
     tok_cfg = tokenizer_config(loaded.family, cfg.get("_name_or_path") or "model")
     if loaded.family.name == "glm4" and getattr(loaded.tokenizer, "chat_template", None):
         tok_cfg["chat_template"] = loaded.tokenizer.chat_template
-    (out / "tokenizer_config.json").write_text(json.dumps(tok_cfg, indent=2, ensure_ascii=False) + "\n",
-                                               encoding="utf-8")
+    (out / "tokenizer_config.json").write_text(
+        json.dumps(tok_cfg, indent=2, ensure_ascii=False) + "\n", encoding="utf-8"
+    )
     loaded.tokenizer.save_vocabulary(str(out))
 
 
@@ -110,8 +122,15 @@ def _save_v1(loaded: LoadedModel, model: Any, out: Path, layout: str) -> None:
     loaded.tokenizer.save_vocabulary(str(out))
 
 
-def convert(src: str | Path, dst: str | Path, to: str = "native", dtype: str | None = None,
-            family: str | None = None, force: bool = False, fmt: str = "safetensors") -> Path:
+def convert(
+    src: str | Path,
+    dst: str | Path,
+    to: str = "native",
+    dtype: str | None = None,
+    family: str | None = None,
+    force: bool = False,
+    fmt: str = "safetensors",
+) -> Path:
     """Load ``src`` (any supported layout) and write it to ``dst`` in layout ``to``."""
     from glmtune.model.load import load
 

@@ -76,7 +76,7 @@ def expected_original_shapes(cfg: dict[str, Any]) -> dict[str, tuple[int, ...]]:
 
 
 def rotary_inv_freq(cfg: dict[str, Any], dtype: torch.dtype) -> torch.Tensor:
-    """The unused ``rotary_pos_emb.inv_freq`` buffer official checkpoints store (recomputed as the official code does)."""
+    """The unused ``rotary_pos_emb.inv_freq`` buffer of official checkpoints, computed as the official code does."""
     dim = cfg["kv_channels"] // 2
     return 1.0 / (10000 ** (torch.arange(0, dim, 2).to(dtype=dtype) / dim))
 

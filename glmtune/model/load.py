@@ -20,8 +20,15 @@ from glmtune.families import Family, detect_family, get_family, read_config
 from glmtune.model.checkpoint_files import check_tensors, find_weight_files
 from glmtune.tokenization import load_tokenizer
 
-DTYPES = {"auto": "auto", "fp32": torch.float32, "float32": torch.float32, "bf16": torch.bfloat16,
-          "bfloat16": torch.bfloat16, "fp16": torch.float16, "float16": torch.float16}
+DTYPES = {
+    "auto": "auto",
+    "fp32": torch.float32,
+    "float32": torch.float32,
+    "bf16": torch.bfloat16,
+    "bfloat16": torch.bfloat16,
+    "fp16": torch.float16,
+    "float16": torch.float16,
+}
 
 
 @dataclass
@@ -74,8 +81,9 @@ def load(
     elif config.get("model_type") == "glm":
         model, layout = _load_native(directory, torch_dtype, device_map, attn_implementation, quantization_config)
     else:
-        model, layout = _load_original(directory, config, fam, torch_dtype, device_map, attn_implementation,
-                                       quantization_config)
+        model, layout = _load_original(
+            directory, config, fam, torch_dtype, device_map, attn_implementation, quantization_config
+        )
     _match_official_embedding(model)
     if prefix is not None:
         model = _attach_prefix(model, fam, Path(prefix))
@@ -138,11 +146,16 @@ def _embedded_prefix(model: Any, files: Any, config: dict[str, Any]) -> Any:
     for path in files.files:
         if path.suffix == ".safetensors":
             with safe_open(str(path), framework="pt") as f:
-                state.update({k[len(OFFICIAL_PREFIX):]: f.get_tensor(k) for k in f.keys()  # noqa: SIM118
-                              if k.startswith(OFFICIAL_PREFIX)})
+                state.update(
+                    {
+                        k[len(OFFICIAL_PREFIX) :]: f.get_tensor(k)
+                        for k in f.keys()  # noqa: SIM118
+                        if k.startswith(OFFICIAL_PREFIX)
+                    }
+                )
         else:
             full = torch.load(str(path), map_location="cpu", weights_only=True, mmap=True)
-            state.update({k[len(OFFICIAL_PREFIX):]: v for k, v in full.items() if k.startswith(OFFICIAL_PREFIX)})
+            state.update({k[len(OFFICIAL_PREFIX) :]: v for k, v in full.items() if k.startswith(OFFICIAL_PREFIX)})
     if not state:
         return model
     add_prefix(model, int(config["pre_seq_len"]), bool(config.get("prefix_projection", False)))
@@ -157,7 +170,10 @@ def _load_native(directory: Path, dtype: torch.dtype, device_map: Any, attn: str
     _quiet_loading()
     try:
         model = GlmForCausalLM.from_pretrained(
-            str(directory), dtype=dtype, device_map=device_map, attn_implementation=attn,
+            str(directory),
+            dtype=dtype,
+            device_map=device_map,
+            attn_implementation=attn,
             quantization_config=quantization_config,
         )
     except (OSError, ValueError, RuntimeError) as e:

@@ -67,8 +67,14 @@ class PrefixAttention(modeling_glm.GlmAttention):
             self.config._attn_implementation, modeling_glm.eager_attention_forward
         )
         out, weights = interface(
-            self, q, k, v, mask, dropout=0.0 if not self.training else self.attention_dropout,
-            scaling=self.scaling, **kwargs,
+            self,
+            q,
+            k,
+            v,
+            mask,
+            dropout=0.0 if not self.training else self.attention_dropout,
+            scaling=self.scaling,
+            **kwargs,
         )
         out = out.reshape(*input_shape, -1).contiguous()
         return self.o_proj(out), weights
@@ -192,6 +198,7 @@ def save_official_prefix(model: Any, directory: Path, original_config: dict[str,
     directory.mkdir(parents=True, exist_ok=True)
     state = {OFFICIAL_PREFIX + k: v.detach().cpu().contiguous() for k, v in model.prefix_encoder.state_dict().items()}
     torch.save(state, directory / "pytorch_model.bin")
-    cfg = dict(original_config, pre_seq_len=model.config.pre_seq_len,
-               prefix_projection=bool(model.config.prefix_projection))
+    cfg = dict(
+        original_config, pre_seq_len=model.config.pre_seq_len, prefix_projection=bool(model.config.prefix_projection)
+    )
     (directory / "config.json").write_text(json.dumps(cfg, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")

@@ -9,8 +9,13 @@ import torch
 from safetensors.torch import save_file
 
 
-def write_weights(directory: Path, weights: dict[str, torch.Tensor], fmt: str = "safetensors",
-                  shards: int | None = 2, max_shard_bytes: int | None = None) -> None:
+def write_weights(
+    directory: Path,
+    weights: dict[str, torch.Tensor],
+    fmt: str = "safetensors",
+    shards: int | None = 2,
+    max_shard_bytes: int | None = None,
+) -> None:
     """Save ``weights`` into ``directory``.
 
     ``safetensors``: ``model-0000i-of-0000n.safetensors`` + ``model.safetensors.index.json``; with ``shards=2`` the

@@ -36,8 +36,12 @@ AUTO_MAP = {
     "AutoModelForSeq2SeqLM": "modeling_chatglm.ChatGLMForConditionalGeneration",
     "AutoModelForSequenceClassification": "modeling_chatglm.ChatGLMForSequenceClassification",
 }
-ASSETS = {"chatglm2": "chatglm_sp.model", "chatglm3": "chatglm_sp.model", "glm4": "glm4_tokenizer.model",
-          "chatglm": "ice_text.model"}
+ASSETS = {
+    "chatglm2": "chatglm_sp.model",
+    "chatglm3": "chatglm_sp.model",
+    "glm4": "glm4_tokenizer.model",
+    "chatglm": "ice_text.model",
+}
 
 
 def asset_path(name: str) -> Path:
@@ -114,8 +118,12 @@ def tiny_config(family: Family, name_or_path: str, overrides: dict[str, Any], n_
     }
     if glm4:
         base = n_tokens - len(family.special_tokens)
-        config.update(eos_token_id=[base, base + 7, base + 9], pad_token_id=base, classifier_dropout=None,
-                      num_hidden_layers=TINY_DIMS["num_layers"])
+        config.update(
+            eos_token_id=[base, base + 7, base + 9],
+            pad_token_id=base,
+            classifier_dropout=None,
+            num_hidden_layers=TINY_DIMS["num_layers"],
+        )
     for key, value in overrides.items():
         if key == "seq_length":
             config[key] = min(int(value), 2048)

@@ -33,8 +33,8 @@ def load_tokenizer(directory: str | Path, family: Family, **kwargs: Any) -> Any:
         raise
     except Exception as e:  # sentencepiece / tiktoken parse errors
         raise GlmtuneError(f"{vocab}: cannot read tokenizer: {e}") from None
-    tokenizer.chat_template = cfg.get("chat_template") if family.name == "glm4" and cfg.get("chat_template") else (
-        family.chat_template()
+    tokenizer.chat_template = (
+        cfg.get("chat_template") if family.name == "glm4" and cfg.get("chat_template") else (family.chat_template())
     )
     tokenizer.glmtune_family = family.name
     return tokenizer

@@ -40,8 +40,15 @@ def _sentencepiece_tokenizer(tokenizer: Any) -> Tokenizer:
     merges = generate_merges(vocab)
     # the official encode maps a piece spelled like a special token ("sop") to the special id: so does this vocab
     vocab.update(tokenizer.special_tokens)
-    fast = Tokenizer(models.BPE(vocab, merges, unk_token=proto.trainer_spec.unk_piece,
-                                fuse_unk=True, byte_fallback=proto.trainer_spec.byte_fallback))
+    fast = Tokenizer(
+        models.BPE(
+            vocab,
+            merges,
+            unk_token=proto.trainer_spec.unk_piece,
+            fuse_unk=True,
+            byte_fallback=proto.trainer_spec.byte_fallback,
+        )
+    )
     steps = []
     if proto.normalizer_spec.precompiled_charsmap:
         steps.append(normalizers.Precompiled(proto.normalizer_spec.precompiled_charsmap))
@@ -49,8 +56,9 @@ def _sentencepiece_tokenizer(tokenizer: Any) -> Tokenizer:
         steps.append(normalizers.Prepend("▁"))
     steps.append(normalizers.Replace(" ", "▁"))
     fast.normalizer = normalizers.Sequence(steps)
-    fast.decoder = decoders.Sequence([decoders.Replace("▁", " "), decoders.ByteFallback(), decoders.Fuse(),
-                                      decoders.Strip(" ", 1, 0)])
+    fast.decoder = decoders.Sequence(
+        [decoders.Replace("▁", " "), decoders.ByteFallback(), decoders.Fuse(), decoders.Strip(" ", 1, 0)]
+    )
     return fast
 
 
@@ -61,10 +69,12 @@ def _tiktoken_tokenizer(tokenizer: Any) -> Tokenizer:
 
     conv = TikTokenConverter(vocab_file=tokenizer.vocab_file, pattern=GLM4_PATTERN)
     fast = conv.tokenizer()
-    fast.pre_tokenizer = pre_tokenizers.Sequence([
-        pre_tokenizers.Split(Regex(GLM4_PATTERN), behavior="isolated", invert=False),
-        pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False),
-    ])
+    fast.pre_tokenizer = pre_tokenizers.Sequence(
+        [
+            pre_tokenizers.Split(Regex(GLM4_PATTERN), behavior="isolated", invert=False),
+            pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False),
+        ]
+    )
     fast.decoder = decoders.ByteLevel()
     return fast
 
@@ -81,13 +91,18 @@ def build_fast_tokenizer(tokenizer: Any, family: Family) -> PreTrainedTokenizerF
     gmask, sop = ("[gMASK]", "<sop>") if glm4 else ("[gMASK]", "sop")
     eos = "<|endoftext|>" if glm4 else "</s>"
     fast.post_processor = processors.TemplateProcessing(
-        single=f"{gmask} {sop} $A", pair=f"{gmask} {sop} $A $B {eos}",
+        single=f"{gmask} {sop} $A",
+        pair=f"{gmask} {sop} $A $B {eos}",
         special_tokens=[(gmask, fast.token_to_id(gmask)), (sop, fast.token_to_id(sop)), (eos, fast.token_to_id(eos))],
     )
     pad = "<|endoftext|>" if glm4 else "<unk>"
     wrapped = PreTrainedTokenizerFast(
-        tokenizer_object=fast, eos_token=eos, pad_token=pad, unk_token=None if glm4 else "<unk>",
-        padding_side="left", clean_up_tokenization_spaces=False,
+        tokenizer_object=fast,
+        eos_token=eos,
+        pad_token=pad,
+        unk_token=None if glm4 else "<unk>",
+        padding_side="left",
+        clean_up_tokenization_spaces=False,
     )
     wrapped.chat_template = _fast_template(tokenizer, family)
     return wrapped

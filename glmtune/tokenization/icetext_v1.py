@@ -19,24 +19,23 @@ size (official: sentencepiece's bare ``OUT_OF_RANGE``).
 
 from __future__ import annotations
 
-import os
 import re
 from collections.abc import Mapping, Sequence
-from shutil import copyfile
 from typing import Any
 
 import numpy as np
 from sentencepiece import SentencePieceProcessor
-from transformers import PreTrainedTokenizer
 from transformers.tokenization_utils_base import BatchEncoding, EncodedInput
 from transformers.utils import PaddingStrategy
+
+from glmtune.tokenization.base import GLMTokenizerBase
 
 COMMAND_TOKENS = ("[MASK]", "[gMASK]", "[sMASK]", "<unused_0>", "<sop>", "<eop>", "<ENC>", "<dBLOCK>")
 _IMAGE_RE = re.compile(r"<image_(\d+)>")
 _PREFIX_TEXT = "[gMASK]<sop>"  # how the family chat template writes the suffix encode() appends
 
 
-class ChatGLMv1Tokenizer(PreTrainedTokenizer):
+class ChatGLMv1Tokenizer(GLMTokenizerBase):
     """Tokenizer of ChatGLM-6B (``THUDM/chatglm-6b``), id for id and string for string with the official one."""
 
     vocab_files_names = {"vocab_file": "ice_text.model"}
@@ -218,20 +217,6 @@ class ChatGLMv1Tokenizer(PreTrainedTokenizer):
             mask += [0] * len(token_ids_1) + [1]
         return mask
 
-    def apply_chat_template(self, conversation: Any, *args: Any, tokenize: bool = True, **kwargs: Any) -> Any:
-        """Render with the family template; its trailing ``[gMASK]<sop>`` marks the prompt ``encode`` finishes."""
-        return_dict = kwargs.pop("return_dict", False)
-        return_tensors = kwargs.pop("return_tensors", None)
-        text = super().apply_chat_template(conversation, *args, tokenize=False, **kwargs)
-        if not tokenize:
-            return text
-        batched = isinstance(text, list)
-        ids = [self._encode_rendered(t) for t in (text if batched else [text])]
-        if not return_dict and return_tensors is None:
-            return ids if batched else ids[0]
-        out = self.pad({"input_ids": ids}, return_tensors=return_tensors)
-        return out if return_dict else out["input_ids"]
-
     def _encode_rendered(self, text: str) -> list[int]:
         if text.endswith(_PREFIX_TEXT):
             return self.encode(text[: -len(_PREFIX_TEXT)])
@@ -283,8 +268,18 @@ class ChatGLMv1Tokenizer(PreTrainedTokenizer):
         return self.clean_up_tokenization(text) if clean else text
 
     def clean_up_tokenization(self, text: str) -> str:
-        for old, new in ((" .", "."), (" ?", "?"), (" !", "!"), (" ,", ","), (" ' ", "'"), (" n't", "n't"),
-                         (" 'm", "'m"), (" 's", "'s"), (" 've", "'ve"), (" 're", "'re")):
+        for old, new in (
+            (" .", "."),
+            (" ?", "?"),
+            (" !", "!"),
+            (" ,", ","),
+            (" ' ", "'"),
+            (" n't", "n't"),
+            (" 'm", "'m"),
+            (" 's", "'s"),
+            (" 've", "'ve"),
+            (" 're", "'re"),
+        ):
             text = text.replace(old, new)
         return text
 
@@ -328,14 +323,17 @@ class ChatGLMv1Tokenizer(PreTrainedTokenizer):
                 mask[:, :, :context] = 1
                 encoded_inputs["attention_mask"] = np.bool_(mask < 0.5)
             if "position_ids" not in encoded_inputs:
-                encoded_inputs["position_ids"] = _position_ids(required, context, self.mask_token_id,
-                                                               self.gmask_token_id)
+                encoded_inputs["position_ids"] = _position_ids(
+                    required, context, self.mask_token_id, self.gmask_token_id
+                )
         if needs_padding:
             diff = max_length - seq_length
             if "attention_mask" in encoded_inputs:
                 encoded_inputs["attention_mask"] = np.pad(
-                    encoded_inputs["attention_mask"], pad_width=[(0, 0), (diff, 0), (diff, 0)],
-                    mode="constant", constant_values=True,
+                    encoded_inputs["attention_mask"],
+                    pad_width=[(0, 0), (diff, 0), (diff, 0)],
+                    mode="constant",
+                    constant_values=True,
                 )
             if "token_type_ids" in encoded_inputs:
                 encoded_inputs["token_type_ids"] = [self.pad_token_type_id] * diff + list(
@@ -347,14 +345,6 @@ class ChatGLMv1Tokenizer(PreTrainedTokenizer):
                 encoded_inputs["position_ids"] = np.pad(encoded_inputs["position_ids"], pad_width=[(0, 0), (diff, 0)])
             encoded_inputs[key] = [self.pad_token_id] * diff + required
         return encoded_inputs
-
-    # ----------------------------------------------------------------- saving
-    def save_vocabulary(self, save_directory: str, filename_prefix: str | None = None) -> tuple[str]:
-        name = (filename_prefix + "-" if filename_prefix else "") + self.vocab_files_names["vocab_file"]
-        out = os.path.join(save_directory, name) if os.path.isdir(save_directory) else save_directory
-        if os.path.abspath(self.vocab_file) != os.path.abspath(out):
-            copyfile(self.vocab_file, out)
-        return (out,)
 
 
 def _position_ids(ids: list[int], context: int, mask_id: int, gmask_id: int) -> np.ndarray:

@@ -13,26 +13,20 @@ Fixed on purpose: decoding ids of special tokens (ChatGLM2 raised) and of the pa
 
 from __future__ import annotations
 
-import os
 import re
 from collections.abc import Sequence
-from shutil import copyfile
 from typing import Any
 
 from sentencepiece import SentencePieceProcessor
-from transformers import PreTrainedTokenizer
-from transformers.tokenization_utils_base import BatchEncoding, EncodedInput
-from transformers.utils import PaddingStrategy
+
+from glmtune.tokenization.base import GLMTokenizerBase, PrefixTokenizerMixin
 
 BASE_SPECIAL_TOKENS = ("[MASK]", "[gMASK]", "[sMASK]", "sop", "eop")
 ROLE_TOKENS = ("<|system|>", "<|user|>", "<|assistant|>", "<|observation|>")
 
 
-class SentencePieceGLMTokenizer(PreTrainedTokenizer):
+class SentencePieceGLMTokenizer(PrefixTokenizerMixin, GLMTokenizerBase):
     """Tokenizer of ChatGLM2-6B (``role_tokens=False``) and ChatGLM3-6B (``role_tokens=True``)."""
-
-    vocab_files_names = {"vocab_file": "tokenizer.model"}
-    model_input_names = ["input_ids", "attention_mask", "position_ids"]
 
     def __init__(
         self,
@@ -53,7 +47,9 @@ class SentencePieceGLMTokenizer(PreTrainedTokenizer):
         self.index_special_tokens = {i: tok for tok, i in self.special_tokens.items()}
         self._role_re = re.compile("|".join(re.escape(t) for t in ROLE_TOKENS)) if self.role_tokens else None
         self._message_re = re.compile(
-            r"(\[gMASK\]sop|" + "|".join(re.escape(t) for t in ROLE_TOKENS) + ")" if self.role_tokens else r"(\[gMASK\]sop)"
+            r"(\[gMASK\]sop|" + "|".join(re.escape(t) for t in ROLE_TOKENS) + ")"
+            if self.role_tokens
+            else r"(\[gMASK\]sop)"
         )
         for name in ("eos_token", "unk_token", "pad_token", "bos_token"):
             kwargs.pop(name, None)
@@ -131,29 +127,8 @@ class SentencePieceGLMTokenizer(PreTrainedTokenizer):
         return self._convert_token_to_id(token)
 
     def encode_text(self, text: str) -> list[int]:
-        """SentencePiece ids of ``text`` with no special-token handling (the official ``tokenizer.tokenizer.encode``)."""
+        """SentencePiece ids of ``text``, no special-token handling (the official ``tokenizer.tokenizer.encode``)."""
         return self.sp_model.encode(text)
-
-    def build_inputs_with_special_tokens(
-        self, token_ids_0: list[int], token_ids_1: list[int] | None = None
-    ) -> list[int]:
-        ids = self.get_prefix_tokens() + list(token_ids_0)
-        if token_ids_1 is not None:
-            ids = ids + list(token_ids_1) + [self.eos_token_id]
-        return ids
-
-    def get_special_tokens_mask(
-        self, token_ids_0: list[int], token_ids_1: list[int] | None = None, already_has_special_tokens: bool = False
-    ) -> list[int]:
-        if already_has_special_tokens:
-            return [1 if t in self.index_special_tokens else 0 for t in token_ids_0]
-        mask = [1, 1] + [0] * len(token_ids_0)
-        if token_ids_1 is not None:
-            mask += [0] * len(token_ids_1) + [1]
-        return mask
-
-    def num_special_tokens_to_add(self, pair: bool = False) -> int:
-        return 3 if pair else 2
 
     def get_prefix_tokens(self) -> list[int]:
         return [self.special_tokens["[gMASK]"], self.special_tokens["sop"]]
@@ -165,7 +140,11 @@ class SentencePieceGLMTokenizer(PreTrainedTokenizer):
             raise ValueError("ChatGLM2 has no role tokens; use the [Round N] prompt instead")
         if role not in ("system", "user", "assistant", "observation"):
             raise ValueError(f"unknown role {role!r}")
-        return [self.special_tokens[f"<|{role}|>"], *self.sp_model.encode(f"{metadata}\n"), *self.sp_model.encode(message)]
+        return [
+            self.special_tokens[f"<|{role}|>"],
+            *self.sp_model.encode(f"{metadata}\n"),
+            *self.sp_model.encode(message),
+        ]
 
     def _encode_rendered(self, text: str) -> list[int]:
         """Ids of text rendered by our chat template: the inverse of ``build_single_message`` concatenation.
@@ -195,24 +174,6 @@ class SentencePieceGLMTokenizer(PreTrainedTokenizer):
                     ids.extend(self.sp_model.encode(part))
                 role_pending = False
         return ids
-
-    def apply_chat_template(self, conversation: Any, *args: Any, tokenize: bool = True, **kwargs: Any) -> Any:
-        """Render with the Jinja template, then encode message by message so ids equal ``build_chat_input``."""
-        return_dict = kwargs.pop("return_dict", False)
-        return_tensors = kwargs.pop("return_tensors", None)
-        text = super().apply_chat_template(conversation, *args, tokenize=False, **kwargs)
-        if not tokenize:
-            return text
-        batched = isinstance(text, list)
-        ids = [self._encode_rendered(t) for t in (text if batched else [text])]
-        if not return_dict and return_tensors is None:
-            return ids if batched else ids[0]
-        out = self.pad({"input_ids": ids}, return_tensors=return_tensors)
-        if not return_dict:
-            return out["input_ids"]
-        if not batched and return_tensors is None:
-            return BatchEncoding({k: v[0] for k, v in out.items()})
-        return out
 
     # ----------------------------------------------------------------- decoding
     def _convert_id_to_token(self, index: int) -> str:
@@ -250,49 +211,3 @@ class SentencePieceGLMTokenizer(PreTrainedTokenizer):
         text = self.sp_model.DecodePieces(tokens)
         clean = clean_up_tokenization_spaces if clean_up_tokenization_spaces is not None else False
         return self.clean_up_tokenization(text) if clean else text
-
-    # ----------------------------------------------------------------- padding
-    def _pad(
-        self,
-        encoded_inputs: dict[str, EncodedInput] | BatchEncoding,
-        max_length: int | None = None,
-        padding_strategy: PaddingStrategy = PaddingStrategy.DO_NOT_PAD,
-        pad_to_multiple_of: int | None = None,
-        padding_side: str | None = None,
-        return_attention_mask: bool | None = None,
-    ) -> dict:
-        return pad_left_with_positions(self, encoded_inputs, max_length, padding_strategy, pad_to_multiple_of)
-
-    # ----------------------------------------------------------------- saving
-    def save_vocabulary(self, save_directory: str, filename_prefix: str | None = None) -> tuple[str]:
-        out = os.path.join(save_directory, (filename_prefix + "-" if filename_prefix else "") + "tokenizer.model")
-        if os.path.abspath(self.vocab_file) != os.path.abspath(out):
-            copyfile(self.vocab_file, out)
-        return (out,)
-
-
-def pad_left_with_positions(
-    tokenizer: Any,
-    encoded_inputs: dict[str, EncodedInput] | BatchEncoding,
-    max_length: int | None,
-    padding_strategy: PaddingStrategy,
-    pad_to_multiple_of: int | None,
-) -> dict:
-    """The official ``_pad`` of ChatGLM2/3/GLM-4: left padding of ids, attention mask and position ids."""
-    key = tokenizer.model_input_names[0]
-    required = encoded_inputs[key]
-    seq_length = len(required)
-    if padding_strategy == PaddingStrategy.LONGEST:
-        max_length = seq_length
-    if max_length is not None and pad_to_multiple_of is not None and max_length % pad_to_multiple_of != 0:
-        max_length = (max_length // pad_to_multiple_of + 1) * pad_to_multiple_of
-    if "attention_mask" not in encoded_inputs:
-        encoded_inputs["attention_mask"] = [1] * seq_length
-    if "position_ids" not in encoded_inputs:
-        encoded_inputs["position_ids"] = list(range(seq_length))
-    if padding_strategy != PaddingStrategy.DO_NOT_PAD and max_length is not None and seq_length != max_length:
-        diff = max_length - seq_length
-        encoded_inputs["attention_mask"] = [0] * diff + list(encoded_inputs["attention_mask"])
-        encoded_inputs["position_ids"] = [0] * diff + list(encoded_inputs["position_ids"])
-        encoded_inputs[key] = [tokenizer.pad_token_id] * diff + list(required)
-    return encoded_inputs

@@ -10,21 +10,17 @@ the padded-vocab rows used to make the official decoder emit the preceding text 
 from __future__ import annotations
 
 import base64
-import os
 import re
 from collections.abc import Iterable
-from shutil import copyfile
 from typing import Any
 
 import tiktoken
-from transformers import PreTrainedTokenizer
-from transformers.tokenization_utils_base import BatchEncoding, EncodedInput
-from transformers.utils import PaddingStrategy
 
-from glmtune.tokenization.sentencepiece_glm import pad_left_with_positions
+from glmtune.tokenization.base import GLMTokenizerBase, PrefixTokenizerMixin
 
 GLM4_PATTERN = (
-    r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+"
+    r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*"
+    r"|\s*[\r\n]+|\s+(?!\S)|\s+"
 )
 GLM4_SPECIAL_TOKENS = (
     "<|endoftext|>",
@@ -56,11 +52,8 @@ def read_ranks(path: str) -> dict[bytes, int]:
     return ranks
 
 
-class GLM4Tokenizer(PreTrainedTokenizer):
+class GLM4Tokenizer(PrefixTokenizerMixin, GLMTokenizerBase):
     """Tokenizer of GLM-4-9B (chat and base)."""
-
-    vocab_files_names = {"vocab_file": "tokenizer.model"}
-    model_input_names = ["input_ids", "attention_mask", "position_ids"]
 
     def __init__(
         self,
@@ -158,37 +151,29 @@ class GLM4Tokenizer(PreTrainedTokenizer):
         """Ids of ``text`` with every special-token spelling treated as text."""
         return self.encoding.encode_ordinary(text)
 
-    def build_inputs_with_special_tokens(
-        self, token_ids_0: list[int], token_ids_1: list[int] | None = None
-    ) -> list[int]:
-        ids = self.get_prefix_tokens() + list(token_ids_0)
-        if token_ids_1 is not None:
-            ids = ids + list(token_ids_1) + [self.eos_token_id]
-        return ids
-
-    def num_special_tokens_to_add(self, pair: bool = False) -> int:
-        return 3 if pair else 2
-
-    def get_special_tokens_mask(
-        self, token_ids_0: list[int], token_ids_1: list[int] | None = None, already_has_special_tokens: bool = False
-    ) -> list[int]:
-        if already_has_special_tokens:
-            return [1 if t in self.index_special_tokens else 0 for t in token_ids_0]
-        mask = [1, 1] + [0] * len(token_ids_0)
-        if token_ids_1 is not None:
-            mask += [0] * len(token_ids_1) + [1]
-        return mask
-
     def get_prefix_tokens(self) -> list[int]:
         return [self.special_tokens["[gMASK]"], self.special_tokens["<sop>"]]
+
+    def _render_template(self, conversation: Any, *args: Any, **kwargs: Any) -> str | list[str]:
+        """The official template rendered as under transformers 4.40 (jinja's tojson, trim/lstrip blocks)."""
+        from glmtune.families.glm4 import GLM4
+
+        add = bool(kwargs.get("add_generation_prompt", False))
+        batched = bool(conversation) and isinstance(conversation[0], (list, tuple))
+        texts = [
+            GLM4.render_text(list(c), add, self.chat_template) for c in (conversation if batched else [conversation])
+        ]
+        return texts if batched else texts[0]
 
     def build_single_message(self, role: str, metadata: str, message: str) -> list[int]:
         """``<|role|>`` + bpe(metadata + "\\n") + bpe(message), special spellings in text kept as text."""
         if role not in ROLES:
             raise ValueError(f"unknown role {role!r}")
-        return (
-            [self.special_tokens[f"<|{role}|>"], *self.encoding.encode_ordinary(f"{metadata}\n"), *self.encoding.encode_ordinary(message)]
-        )
+        return [
+            self.special_tokens[f"<|{role}|>"],
+            *self.encoding.encode_ordinary(f"{metadata}\n"),
+            *self.encoding.encode_ordinary(message),
+        ]
 
     # ----------------------------------------------------------------- decoding
     def _convert_id_to_token(self, index: int) -> str | bytes:
@@ -257,21 +242,3 @@ class GLM4Tokenizer(PreTrainedTokenizer):
         if clean_up_tokenization_spaces:
             text = self.clean_up_tokenization(text)
         return text
-
-    # ----------------------------------------------------------------- padding / saving
-    def _pad(
-        self,
-        encoded_inputs: dict[str, EncodedInput] | BatchEncoding,
-        max_length: int | None = None,
-        padding_strategy: PaddingStrategy = PaddingStrategy.DO_NOT_PAD,
-        pad_to_multiple_of: int | None = None,
-        padding_side: str | None = None,
-        return_attention_mask: bool | None = None,
-    ) -> dict:
-        return pad_left_with_positions(self, encoded_inputs, max_length, padding_strategy, pad_to_multiple_of)
-
-    def save_vocabulary(self, save_directory: str, filename_prefix: str | None = None) -> tuple[str]:
-        out = os.path.join(save_directory, (filename_prefix + "-" if filename_prefix else "") + "tokenizer.model")
-        if os.path.abspath(self.vocab_file) != os.path.abspath(out):
-            copyfile(self.vocab_file, out)
-        return (out,)

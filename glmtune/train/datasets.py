@@ -29,11 +29,15 @@ def mode_settings(cfg: TrainConfig) -> dict[str, Any]:
     if mode == "chatglm3-multiturn":
         return {"max_seq_length": d.max_length}
     if mode == "chatglm3-finetune-demo":
-        return {"max_input_length": d.max_input_length or d.max_length // 2,
-                "max_output_length": d.max_output_length or d.max_length // 2}
+        return {
+            "max_input_length": d.max_input_length or d.max_length // 2,
+            "max_output_length": d.max_output_length or d.max_length // 2,
+        }
     if mode in ("chatglm3-input-output", "chatglm2-ptuning", "chatglm-ptuning"):
-        out: dict[str, Any] = {"max_source_length": d.max_source_length or d.max_length // 2,
-                               "max_target_length": d.max_target_length or d.max_length // 2}
+        out: dict[str, Any] = {
+            "max_source_length": d.max_source_length or d.max_length // 2,
+            "max_target_length": d.max_target_length or d.max_length // 2,
+        }
         if mode != "chatglm3-input-output":
             out["ignore_pad_token_for_loss"] = d.ignore_pad_token_for_loss
             for key in ("prompt", "response", "history"):
@@ -56,8 +60,18 @@ def build_datasets(cfg: TrainConfig, tokenizer: Any, family: Family) -> TrainDat
     def build(paths: list[str], limit: int | None = None) -> Any:
         if not paths:
             return None
-        ds = prepare_dataset(paths, tokenizer, family, mode=d.mode, fmt=d.format, columns=columns,
-                             skip_invalid=d.skip_invalid, num_proc=d.num_proc, report=report, **settings)
+        ds = prepare_dataset(
+            paths,
+            tokenizer,
+            family,
+            mode=d.mode,
+            fmt=d.format,
+            columns=columns,
+            skip_invalid=d.skip_invalid,
+            num_proc=d.num_proc,
+            report=report,
+            **settings,
+        )
         if limit is not None and len(ds) > limit:
             ds = ds.select(range(limit))
         return ds
@@ -66,5 +80,10 @@ def build_datasets(cfg: TrainConfig, tokenizer: Any, family: Family) -> TrainDat
     if train is None or len(train) == 0:
         raise GlmtuneError(f"data.train {d.train}: no usable records")
     collator = make_collator(tokenizer, pack=d.pack)
-    return TrainData(train=train, eval=build(d.eval, d.max_eval_samples), test=build(d.test, d.max_eval_samples),
-                     collator=collator, report=report)
+    return TrainData(
+        train=train,
+        eval=build(d.eval, d.max_eval_samples),
+        test=build(d.test, d.max_eval_samples),
+        collator=collator,
+        report=report,
+    )

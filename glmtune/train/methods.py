@@ -27,8 +27,12 @@ def quantization_config(cfg: ModelConfig, method: str) -> Any:
     if bits == 4:
         if cfg.quant_type not in ("nf4", "fp4"):
             raise GlmtuneError(f"model.quant_type {cfg.quant_type!r}: choose nf4 or fp4")
-        return BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type=cfg.quant_type,
-                                  bnb_4bit_use_double_quant=cfg.double_quant, bnb_4bit_compute_dtype=compute)
+        return BitsAndBytesConfig(
+            load_in_4bit=True,
+            bnb_4bit_quant_type=cfg.quant_type,
+            bnb_4bit_use_double_quant=cfg.double_quant,
+            bnb_4bit_compute_dtype=compute,
+        )
     if bits == 8:
         return BitsAndBytesConfig(load_in_8bit=True)
     raise GlmtuneError(f"model.quantization_bit {bits}: choose 4 or 8")
@@ -39,12 +43,17 @@ def resolve_lora_targets(model: Any, family: Family, names: list[str] | None) ->
     wanted: list[str] = []
     for name in names or list(family.lora_targets):
         wanted += list(family.official_modules.get(name, (name,)))
-    present = {n.rsplit(".", 1)[-1] for n, m in model.named_modules() if isinstance(m, torch.nn.Linear) or
-               type(m).__name__.startswith("Linear")}
+    present = {
+        n.rsplit(".", 1)[-1]
+        for n, m in model.named_modules()
+        if isinstance(m, torch.nn.Linear) or type(m).__name__.startswith("Linear")
+    }
     missing = [w for w in dict.fromkeys(wanted) if w not in present]
     if missing:
-        raise GlmtuneError(f"method.lora_targets: {', '.join(missing)} not in this {family.title} model; "
-                           f"linear modules are {', '.join(sorted(present))}")
+        raise GlmtuneError(
+            f"method.lora_targets: {', '.join(missing)} not in this {family.title} model; "
+            f"linear modules are {', '.join(sorted(present))}"
+        )
     return list(dict.fromkeys(wanted))
 
 
@@ -66,12 +75,20 @@ def _apply_lora(model: Any, family: Family, method: MethodConfig, gradient_check
     from peft import LoraConfig, get_peft_model, prepare_model_for_kbit_training
 
     if method.name == "qlora":
-        model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=gradient_checkpointing,
-                                                gradient_checkpointing_kwargs={"use_reentrant": False})
+        model = prepare_model_for_kbit_training(
+            model,
+            use_gradient_checkpointing=gradient_checkpointing,
+            gradient_checkpointing_kwargs={"use_reentrant": False},
+        )
         _cpu_4bit_fix(model)
     targets = resolve_lora_targets(model, family, method.lora_targets)
-    config = LoraConfig(r=method.lora_r, lora_alpha=method.lora_alpha, lora_dropout=method.lora_dropout,
-                        target_modules=targets, task_type="CAUSAL_LM")
+    config = LoraConfig(
+        r=method.lora_r,
+        lora_alpha=method.lora_alpha,
+        lora_dropout=method.lora_dropout,
+        target_modules=targets,
+        task_type="CAUSAL_LM",
+    )
     model = get_peft_model(model, config)
     if gradient_checkpointing:
         model.enable_input_require_grads()
@@ -85,9 +102,9 @@ def _cpu_4bit_fix(model: Any) -> None:
     for module in model.modules():
         weight = getattr(module, "weight", None)
         state = getattr(weight, "quant_state", None)
-        if state is not None or type(module).__name__ == "Linear4bit":
-            if hasattr(module, "support_avx512bf16_for_cpu"):
-                module.support_avx512bf16_for_cpu = False
+        is_4bit = state is not None or type(module).__name__ == "Linear4bit"
+        if is_4bit and hasattr(module, "support_avx512bf16_for_cpu"):
+            module.support_avx512bf16_for_cpu = False
 
 
 def _apply_ptuning(model: Any, family: Family, method: MethodConfig) -> Any:

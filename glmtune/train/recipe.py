@@ -71,12 +71,19 @@ def train(cfg: TrainConfig) -> TrainResult:
     dtype = cfg.model.dtype
     if dtype == "auto" and not torch.cuda.is_available():
         dtype = "fp32"  # CPU training in fp16 is not supported by most kernels
-    loaded = glmtune.load(cfg.model.path, dtype=dtype, attn_implementation=cfg.model.attn_implementation,
-                          family=cfg.model.family, quantization_config=quant)
+    loaded = glmtune.load(
+        cfg.model.path,
+        dtype=dtype,
+        attn_implementation=cfg.model.attn_implementation,
+        family=cfg.model.family,
+        quantization_config=quant,
+    )
     tokenizer, family = loaded.tokenizer, loaded.family
     if cfg.data.pack and family.architecture == "chatglm-v1":
-        raise GlmtuneError("data.pack: ChatGLM-6B's 2D positions and masks cannot express packed rows; "
-                           "use training.train_sampling_strategy group_by_length instead")
+        raise GlmtuneError(
+            "data.pack: ChatGLM-6B's 2D positions and masks cannot express packed rows; "
+            "use training.train_sampling_strategy group_by_length instead"
+        )
     model = loaded.model
     model.config.use_cache = False
     model = methods.apply_method(model, family, cfg.method, bool(args.gradient_checkpointing))
@@ -122,19 +129,34 @@ def train(cfg: TrainConfig) -> TrainResult:
     if data.test is not None:
         metrics.update(trainer.predict(data.test, metric_key_prefix="test").metrics)
     state_file = output_dir / "trainer_state.json"
-    plot = plot_loss(state_file, output_dir / "loss.png") if args.plot_loss and trainer.is_world_process_zero() else None
+    plot = (
+        plot_loss(state_file, output_dir / "loss.png") if args.plot_loss and trainer.is_world_process_zero() else None
+    )
     if trainer.is_world_process_zero():
         (output_dir / "glmtune_config.json").write_text(
-            json.dumps(_config_dict(cfg), indent=2, ensure_ascii=False, default=str) + "\n", encoding="utf-8")
+            json.dumps(_config_dict(cfg), indent=2, ensure_ascii=False, default=str) + "\n", encoding="utf-8"
+        )
     losses = [e["loss"] for e in trainer.state.log_history if "loss" in e]
-    return TrainResult(output_dir=output_dir, final_dir=output_dir, train_loss=metrics.get("train_loss"),
-                       first_loss=losses[0] if losses else None, last_loss=losses[-1] if losses else None,
-                       loss_plot=plot, trainer_state=state_file, metrics=metrics)
+    return TrainResult(
+        output_dir=output_dir,
+        final_dir=output_dir,
+        train_loss=metrics.get("train_loss"),
+        first_loss=losses[0] if losses else None,
+        last_loss=losses[-1] if losses else None,
+        loss_plot=plot,
+        trainer_state=state_file,
+        metrics=metrics,
+    )
 
 
 def _config_dict(cfg: TrainConfig) -> dict[str, Any]:
-    return {"model": asdict(cfg.model), "data": asdict(cfg.data), "method": asdict(cfg.method),
-            "generation": cfg.generation, "training": cfg.training.to_dict()}
+    return {
+        "model": asdict(cfg.model),
+        "data": asdict(cfg.data),
+        "method": asdict(cfg.method),
+        "generation": cfg.generation,
+        "training": cfg.training.to_dict(),
+    }
 
 
 def _metrics_fn(tokenizer: Any):

@@ -44,15 +44,20 @@ def check_output_dir(output_dir: Path, fingerprint: dict[str, Any], resuming: bo
     run_file = output_dir / RUN_FILE
     if not run_file.is_file():
         if not resuming and complete_checkpoints(output_dir) and not overwrite:
-            raise GlmtuneError(f"{output_dir}: holds checkpoints of another run; use --resume auto or another "
-                               "training.output_dir (or --training.overwrite_output_dir true)")
+            raise GlmtuneError(
+                f"{output_dir}: holds checkpoints of another run; use --resume auto or another "
+                "training.output_dir (or --training.overwrite_output_dir true)"
+            )
         return
     previous = json.loads(run_file.read_text(encoding="utf-8"))
     if previous.get("fingerprint") != fingerprint.get("fingerprint") and not overwrite:
-        diff = sorted(k for k in fingerprint.get("summary", {})
-                      if previous.get("summary", {}).get(k) != fingerprint["summary"][k])
-        raise GlmtuneError(f"{output_dir}: holds a different run (differs in {', '.join(diff) or 'settings'}); "
-                           "choose another training.output_dir or pass --training.overwrite_output_dir true")
+        diff = sorted(
+            k for k in fingerprint.get("summary", {}) if previous.get("summary", {}).get(k) != fingerprint["summary"][k]
+        )
+        raise GlmtuneError(
+            f"{output_dir}: holds a different run (differs in {', '.join(diff) or 'settings'}); "
+            "choose another training.output_dir or pass --training.overwrite_output_dir true"
+        )
 
 
 def write_run_file(output_dir: Path, fingerprint: dict[str, Any]) -> None:

@@ -20,8 +20,14 @@ STAGING = ".staging"
 
 
 class GlmTrainer(Seq2SeqTrainer):
-    def __init__(self, *args: Any, stop_token_ids: list[int] | None = None, pad_token_id: int = 0,
-                 save_fn: Any = None, **kwargs: Any):
+    def __init__(
+        self,
+        *args: Any,
+        stop_token_ids: list[int] | None = None,
+        pad_token_id: int = 0,
+        save_fn: Any = None,
+        **kwargs: Any,
+    ):
         super().__init__(*args, **kwargs)
         self.stop_token_ids = stop_token_ids or []
         self.pad_token_id = pad_token_id
@@ -79,17 +85,25 @@ class GlmTrainer(Seq2SeqTrainer):
             os.replace(staged, final)
             shutil.rmtree(staging_root, ignore_errors=True)
             if self.state.best_model_checkpoint and STAGING in self.state.best_model_checkpoint:
-                self.state.best_model_checkpoint = self.state.best_model_checkpoint.replace(
-                    os.sep + STAGING, ""
-                )
-            rotate_checkpoints(output_dir=run_dir, save_total_limit=limit,
-                               best_model_checkpoint=self.state.best_model_checkpoint, use_mtime=False)
+                self.state.best_model_checkpoint = self.state.best_model_checkpoint.replace(os.sep + STAGING, "")
+            rotate_checkpoints(
+                output_dir=run_dir,
+                save_total_limit=limit,
+                best_model_checkpoint=self.state.best_model_checkpoint,
+                use_mtime=False,
+            )
         if self.args.world_size > 1 and torch.distributed.is_initialized():
             torch.distributed.barrier()
 
     # ------------------------------------------------------------------------------------- generation in eval
-    def prediction_step(self, model: Any, inputs: dict[str, Any], prediction_loss_only: bool,
-                        ignore_keys: list[str] | None = None, **gen_kwargs: Any):
+    def prediction_step(
+        self,
+        model: Any,
+        inputs: dict[str, Any],
+        prediction_loss_only: bool,
+        ignore_keys: list[str] | None = None,
+        **gen_kwargs: Any,
+    ):
         if not self.args.predict_with_generate or prediction_loss_only or "labels" not in inputs:
             return super(Seq2SeqTrainer, self).prediction_step(model, inputs, prediction_loss_only, ignore_keys)
         loss, _, _ = super(Seq2SeqTrainer, self).prediction_step(model, inputs, True, ignore_keys)
@@ -126,8 +140,9 @@ class GlmTrainer(Seq2SeqTrainer):
         return rows
 
 
-def split_last_reply(input_ids: torch.Tensor, labels: torch.Tensor, stop_ids: list[int],
-                     attention_mask: torch.Tensor | None = None) -> tuple[list[list[int]], list[list[int]]]:
+def split_last_reply(
+    input_ids: torch.Tensor, labels: torch.Tensor, stop_ids: list[int], attention_mask: torch.Tensor | None = None
+) -> tuple[list[list[int]], list[list[int]]]:
     """(prompt ids, reply ids) per row: the reply is the last run of labelled tokens, without its stop token."""
     masks = attention_mask.tolist() if attention_mask is not None else [[1] * input_ids.shape[1]] * len(input_ids)
     prompts, replies = [], []

@@ -58,8 +58,13 @@ def tokenizer_for(fam: str, compat: bool = True):
 
 @cache
 def model_for(fam: str, attn: str = "sdpa", prefix: str | None = None):
-    loaded = load(ROOT / fam / "ckpt", dtype="fp32", family=_family_name(fam), attn_implementation=attn,
-                  prefix=ROOT / fam / prefix if prefix else None)
+    loaded = load(
+        ROOT / fam / "ckpt",
+        dtype="fp32",
+        family=_family_name(fam),
+        attn_implementation=attn,
+        prefix=ROOT / fam / prefix if prefix else None,
+    )
     loaded.model.eval()
     return loaded.model
 
@@ -171,8 +176,10 @@ def test_forward(fam: str, case: dict, attn: str) -> None:
     labels = torch.tensor(case["labels"]) if case.get("labels") is not None else None
     kwargs = {}
     if mask is not None:  # the official forward: arange positions and its padded-batch mask (compat)
-        kwargs = {"attention_mask": official_attention_mask(mask, torch.float32),
-                  "position_ids": torch.arange(ids.shape[1]).expand_as(ids)}
+        kwargs = {
+            "attention_mask": official_attention_mask(mask, torch.float32),
+            "position_ids": torch.arange(ids.shape[1]).expand_as(ids),
+        }
     if _is_error(case.get("loss")) or case.get("error"):
         pytest.fail("forward error cases are not in the schema")
     with torch.no_grad():
@@ -203,13 +210,18 @@ def test_generate_greedy(fam: str, case: dict) -> None:
     if not bool(mask.all()):  # the official generate keeps positions 0..T-1 on left-padded rows (compat)
         extra["position_ids"] = torch.arange(ids.shape[1]).expand_as(ids)
     with torch.no_grad():
-        out = model.generate(input_ids=ids, attention_mask=mask, **extra, **gen["kwargs"],
-                             eos_token_id=gen["generation_config"]["eos_token_id"],
-                             pad_token_id=gen["generation_config"]["pad_token_id"])
+        out = model.generate(
+            input_ids=ids,
+            attention_mask=mask,
+            **extra,
+            **gen["kwargs"],
+            eos_token_id=gen["generation_config"]["eos_token_id"],
+            pad_token_id=gen["generation_config"]["pad_token_id"],
+        )
     assert out.tolist() == case["output_ids"]
     tok, _ = tokenizer_for(fam)
     texts = case["text"] if isinstance(case["text"], list) else [case["text"]]
-    assert [tok.decode(row[ids.shape[1]:].tolist()) for row in out] == texts
+    assert [tok.decode(row[ids.shape[1] :].tolist()) for row in out] == texts
 
 
 # ------------------------------------------------------------------------------------------------ p-tuning
@@ -228,9 +240,13 @@ def test_ptuning(fam: str, case: dict) -> None:
             assert out.logits.argmax(-1).tolist() == case["argmax_all"]
         else:
             gen = json.loads((ROOT / fam / "generate_cases.json").read_text())
-            out = model.generate(input_ids=ids, attention_mask=torch.ones_like(ids), **gen["kwargs"],
-                                 eos_token_id=gen["generation_config"]["eos_token_id"],
-                                 pad_token_id=gen["generation_config"]["pad_token_id"])
+            out = model.generate(
+                input_ids=ids,
+                attention_mask=torch.ones_like(ids),
+                **gen["kwargs"],
+                eos_token_id=gen["generation_config"]["eos_token_id"],
+                pad_token_id=gen["generation_config"]["pad_token_id"],
+            )
             assert out.tolist() == case["output_ids"]
 
 

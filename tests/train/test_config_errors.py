@@ -40,8 +40,10 @@ def test_config_mistakes(raw: dict, overrides: dict | None, message: str) -> Non
 
 def test_old_names_and_overrides(tmp_path: Path) -> None:
     cfg_file = tmp_path / "c.yaml"
-    cfg_file.write_text("model: {path: m}\ndata: {train: t.json}\ntraining:\n  evaluation_strategy: steps\n"
-                        "  group_by_length: true\n  generation_config: {max_new_tokens: 7}\n")
+    cfg_file.write_text(
+        "model: {path: m}\ndata: {train: t.json}\ntraining:\n  evaluation_strategy: steps\n"
+        "  group_by_length: true\n  generation_config: {max_new_tokens: 7}\n"
+    )
     cfg = load_config(cfg_file, ["--learning_rate", "3e-4", "--method", "ptuning-v2", "--training.max_steps=9"])
     assert cfg.training.eval_strategy == "steps"
     assert cfg.training.train_sampling_strategy == "group_by_length"
@@ -51,13 +53,18 @@ def test_old_names_and_overrides(tmp_path: Path) -> None:
 
 
 def _run(args: list[str]) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "glmtune.cli", "train", *args], cwd=REPO, capture_output=True,
-                          text=True, timeout=120)
+    return subprocess.run(
+        [sys.executable, "-m", "glmtune.cli", "train", *args], cwd=REPO, capture_output=True, text=True, timeout=120
+    )
 
 
 def _yaml(tmp: Path, ckpt: Path, data: Path, out: Path, **method) -> Path:
-    body = {"model": {"path": str(ckpt)}, "data": {"train": [str(data)]}, "method": {"name": "lora", **method},
-            "training": {"output_dir": str(out), "max_steps": 2, "report_to": "none"}}
+    body = {
+        "model": {"path": str(ckpt)},
+        "data": {"train": [str(data)]},
+        "method": {"name": "lora", **method},
+        "training": {"output_dir": str(out), "max_steps": 2, "report_to": "none"},
+    }
     path = tmp / "cfg.yaml"
     path.write_text(json.dumps(body))
     return path

@@ -34,7 +34,8 @@ training:
   disable_tqdm: true
   report_to: none
   use_cpu: true
-""" + ("  ddp_backend: gloo\n" if ddp else ""),
+"""
+        + ("  ddp_backend: gloo\n" if ddp else ""),
         encoding="utf-8",
     )
     return cfg
@@ -56,14 +57,33 @@ def _losses(out: Path) -> list[float]:
 @pytest.mark.slow
 def test_two_process_ddp_matches_accumulation(tiny_factory, tmp_path: Path) -> None:
     ckpt = tiny_factory("chatglm3")
-    single = subprocess.run([sys.executable, "-m", "glmtune.cli", "train",
-                             str(_config(tmp_path, ckpt, tmp_path / "single", 2))],
-                            cwd=REPO, capture_output=True, text=True, timeout=300)
+    single = subprocess.run(
+        [sys.executable, "-m", "glmtune.cli", "train", str(_config(tmp_path, ckpt, tmp_path / "single", 2))],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert single.returncode == 0, single.stdout[-2000:] + single.stderr[-3000:]
-    ddp = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
-                          "--master_port", str(_free_port()), "-m", "glmtune.cli", "train",
-                          str(_config(tmp_path, ckpt, tmp_path / "ddp", 1, ddp=True))],
-                         cwd=REPO, capture_output=True, text=True, timeout=300)
+    ddp = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--nproc_per_node",
+            "2",
+            "--master_port",
+            str(_free_port()),
+            "-m",
+            "glmtune.cli",
+            "train",
+            str(_config(tmp_path, ckpt, tmp_path / "ddp", 1, ddp=True)),
+        ],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert ddp.returncode == 0, ddp.stdout[-2000:] + ddp.stderr[-3000:]
     a, b = _losses(tmp_path / "single"), _losses(tmp_path / "ddp")
     assert len(a) == len(b) == 6

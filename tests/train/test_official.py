@@ -30,8 +30,15 @@ def data_dir(tmp_path: Path) -> Path:
 def test_official_yaml_runs(name: str, data_dir: Path, tiny_factory, tmp_path: Path) -> None:
     ckpt = tiny_factory("chatglm3")
     raw = yaml.safe_load((REPO / "configs" / "finetune_demo" / f"{name}.yaml").read_text())
-    raw["training_args"].update(output_dir=str(tmp_path / "output"), max_steps=4, save_steps=2, eval_steps=2,
-                                per_device_train_batch_size=4, per_device_eval_batch_size=4, logging_steps=1)
+    raw["training_args"].update(
+        output_dir=str(tmp_path / "output"),
+        max_steps=4,
+        save_steps=2,
+        eval_steps=2,
+        per_device_train_batch_size=4,
+        per_device_eval_batch_size=4,
+        logging_steps=1,
+    )
     raw["training_args"]["generation_config"]["max_new_tokens"] = 8
     raw["max_input_length"], raw["max_output_length"] = 64, 64
     if name == "ptuning_v2":

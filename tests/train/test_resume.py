@@ -41,8 +41,12 @@ training:
 
 
 def _train(cfg: Path) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "glmtune.cli", "train", str(cfg)], cwd=REPO,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    return subprocess.Popen(
+        [sys.executable, "-m", "glmtune.cli", "train", str(cfg)],
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
 
 
 def _final_loss(out: Path) -> float:

@@ -15,8 +15,9 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 def glmtune(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "glmtune.cli", *args], cwd=REPO, capture_output=True, text=True,
-                          input=stdin, timeout=180)
+    return subprocess.run(
+        [sys.executable, "-m", "glmtune.cli", *args], cwd=REPO, capture_output=True, text=True, input=stdin, timeout=180
+    )
 
 
 @pytest.fixture(scope="module")
@@ -49,23 +50,54 @@ def test_chat_inference_hf_shape(adapter: Path) -> None:
 
 
 def test_chat_interactive_history(tiny: Path) -> None:
-    proc = glmtune("chat", str(tiny), "--max-new-tokens", "4", "--temperature", "0", "--system", "简短回答。",
-                   stdin="你好\n再说一次\nclear\n你好\nexit\n")
+    proc = glmtune(
+        "chat",
+        str(tiny),
+        "--max-new-tokens",
+        "4",
+        "--temperature",
+        "0",
+        "--system",
+        "简短回答。",
+        stdin="你好\n再说一次\nclear\n你好\nexit\n",
+    )
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.count("user>") >= 4
 
 
 def test_chat_with_tools(tiny: Path) -> None:
-    proc = glmtune("chat", str(tiny), "--tools", str(REPO / "examples" / "tools.json"), "--prompt", "北京天气",
-                   "--max-new-tokens", "6", "--temperature", "0")
+    proc = glmtune(
+        "chat",
+        str(tiny),
+        "--tools",
+        str(REPO / "examples" / "tools.json"),
+        "--prompt",
+        "北京天气",
+        "--max-new-tokens",
+        "6",
+        "--temperature",
+        "0",
+    )
     assert proc.returncode == 0, proc.stderr
 
 
 def test_predict_then_eval(tiny: Path, adapter: Path, tmp_path: Path) -> None:
     data = REPO / "examples" / "chatglm3_conversations_dev.json"
     out = tmp_path / "pred.jsonl"
-    proc = glmtune("predict", str(tiny), "--adapter", str(adapter), "--data", str(data), "--output", str(out),
-                   "--max-new-tokens", "6", "--batch-size", "3")
+    proc = glmtune(
+        "predict",
+        str(tiny),
+        "--adapter",
+        str(adapter),
+        "--data",
+        str(data),
+        "--output",
+        str(out),
+        "--max-new-tokens",
+        "6",
+        "--batch-size",
+        "3",
+    )
     assert proc.returncode == 0, proc.stderr
     rows = [json.loads(line) for line in out.read_text().splitlines()]
     n = len(json.loads(data.read_text()))

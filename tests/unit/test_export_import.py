@@ -30,8 +30,13 @@ def make_adapter(base: Path, out: Path) -> Path:
     from peft import LoraConfig, get_peft_model
 
     loaded = glmtune.load(base)
-    targets = sorted({n.rsplit(".", 1)[-1] for n, m in loaded.model.named_modules()
-                      if isinstance(m, torch.nn.Linear) and "lm_head" not in n})
+    targets = sorted(
+        {
+            n.rsplit(".", 1)[-1]
+            for n, m in loaded.model.named_modules()
+            if isinstance(m, torch.nn.Linear) and "lm_head" not in n
+        }
+    )
     model = get_peft_model(loaded.model, LoraConfig(r=4, lora_alpha=8, target_modules=targets, task_type="CAUSAL_LM"))
     torch.manual_seed(0)
     for name, p in model.named_parameters():
@@ -93,8 +98,12 @@ def _official_adapter(base: Path, out: Path, r: int = 4, alpha: int = 16) -> dic
     h, kv = cfg["hidden_size"], cfg["kv_channels"]
     qkv = cfg["num_attention_heads"] * kv + 2 * cfg["multi_query_group_num"] * kv
     gen = torch.Generator().manual_seed(1)
-    shapes = {"self_attention.query_key_value": (qkv, h), "self_attention.dense": (h, h),
-              "mlp.dense_h_to_4h": (2 * cfg["ffn_hidden_size"], h), "mlp.dense_4h_to_h": (h, cfg["ffn_hidden_size"])}
+    shapes = {
+        "self_attention.query_key_value": (qkv, h),
+        "self_attention.dense": (h, h),
+        "mlp.dense_h_to_4h": (2 * cfg["ffn_hidden_size"], h),
+        "mlp.dense_4h_to_h": (h, cfg["ffn_hidden_size"]),
+    }
     weights = {}
     for layer in range(cfg["num_layers"]):
         for module, (rows, cols) in shapes.items():
@@ -103,10 +112,21 @@ def _official_adapter(base: Path, out: Path, r: int = 4, alpha: int = 16) -> dic
             weights[f"{key}.lora_B.weight"] = torch.randn(rows, r, generator=gen) * 0.1
     out.mkdir(parents=True)
     save_file(weights, str(out / "adapter_model.safetensors"))
-    (out / "adapter_config.json").write_text(json.dumps({
-        "peft_type": "LORA", "task_type": "CAUSAL_LM", "r": r, "lora_alpha": alpha, "lora_dropout": 0.0,
-        "target_modules": ["query_key_value", "dense", "dense_h_to_4h", "dense_4h_to_h"],
-        "base_model_name_or_path": str(base), "bias": "none", "fan_in_fan_out": False}))
+    (out / "adapter_config.json").write_text(
+        json.dumps(
+            {
+                "peft_type": "LORA",
+                "task_type": "CAUSAL_LM",
+                "r": r,
+                "lora_alpha": alpha,
+                "lora_dropout": 0.0,
+                "target_modules": ["query_key_value", "dense", "dense_h_to_4h", "dense_4h_to_h"],
+                "base_model_name_or_path": str(base),
+                "bias": "none",
+                "fan_in_fan_out": False,
+            }
+        )
+    )
     return weights
 
 

@@ -145,8 +145,12 @@ def test_bad_checkpoint_is_one_clear_error(tiny3: Path, tmp_path: Path, how: str
 
 def test_cli_error_is_one_line_exit_2(tiny3: Path, tmp_path: Path) -> None:
     ckpt = _corrupt(tiny3, tmp_path, "shape-mismatch")
-    proc = subprocess.run([sys.executable, "-m", "glmtune.cli", "convert", str(ckpt), str(tmp_path / "o")],
-                          capture_output=True, text=True, cwd=REPO)
+    proc = subprocess.run(
+        [sys.executable, "-m", "glmtune.cli", "convert", str(ckpt), str(tmp_path / "o")],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+    )
     assert proc.returncode == 2
     lines = [ln for ln in proc.stderr.splitlines() if ln.strip()]
     assert len(lines) == 1 and lines[0].startswith("error: ") and "Traceback" not in proc.stderr

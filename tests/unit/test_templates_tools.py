@@ -77,8 +77,14 @@ def test_chatglm2_rounds_prompt() -> None:
 
 args_values = st.dictionaries(
     st.from_regex(r"[a-z_][a-z0-9_]{0,8}", fullmatch=True),
-    st.one_of(st.integers(), st.floats(allow_nan=False, allow_infinity=False), text, st.booleans(), st.none(),
-              st.lists(st.integers(), max_size=3)),
+    st.one_of(
+        st.integers(),
+        st.floats(allow_nan=False, allow_infinity=False),
+        text,
+        st.booleans(),
+        st.none(),
+        st.lists(st.integers(), max_size=3),
+    ),
     max_size=4,
 )
 
