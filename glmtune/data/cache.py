@@ -95,10 +95,20 @@ def store(key: str, dataset: Any, meta: dict[str, Any], cache_dir: str | Path | 
     tmp = path.parent / f".{key}.tmp-{os.getpid()}"
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir()
-    dataset.save_to_disk(str(tmp / "data"))
+    from datasets.utils import logging as ds_logging
+
+    bars = ds_logging.is_progress_bar_enabled()
+    ds_logging.disable_progress_bar()
+    try:
+        dataset.save_to_disk(str(tmp / "data"))
+    finally:
+        if bars:
+            ds_logging.enable_progress_bar()
     (tmp / "glmtune_meta.json").write_text(json.dumps(meta, ensure_ascii=False), encoding="utf-8")
-    if path.exists():
-        shutil.rmtree(path, ignore_errors=True)
+    if (path / "glmtune_meta.json").is_file():  # another run stored the same fingerprint meanwhile
+        shutil.rmtree(tmp, ignore_errors=True)
+        return path
+    shutil.rmtree(path, ignore_errors=True)  # a damaged entry
     try:
         os.replace(tmp, path)
     except OSError:  # a concurrent run stored it first

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field, replace
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -55,6 +56,11 @@ class FormatSpec:
 
     def col(self, key: str) -> str | None:
         return self.columns.get(key)
+
+    @cached_property
+    def roles(self) -> dict[str, str]:
+        """Role values of the data → our roles (``function_call``/``tool`` are converted while normalising)."""
+        return _role_map(self.tags)
 
 
 FORMATS: dict[str, FormatSpec] = {
@@ -247,7 +253,9 @@ def _pairs(obj: dict[str, Any], spec: FormatSpec) -> tuple[list[Message], list[A
     history = _maybe_json(obj.get(history_col)) if history_col else None
     if history is not None:
         if not isinstance(history, list):
-            raise RecordError(history_col or "history", f"expected a list of [query, response] pairs, got {type_name(history)}")
+            raise RecordError(
+                history_col or "history", f"expected a list of [query, response] pairs, got {type_name(history)}"
+            )
         for i, pair in enumerate(history):
             if not isinstance(pair, (list, tuple)) or len(pair) != 2:
                 raise RecordError(f"{history_col}[{i}]", f"expected a [query, response] pair, got {_short(pair)}")
@@ -297,7 +305,7 @@ def _messages(obj: dict[str, Any], spec: FormatSpec) -> tuple[list[Message], lis
     if not isinstance(items, list):
         raise RecordError(col, f"expected a list of messages, got {type_name(items)}")
     role_tag, content_tag = spec.tags.get("role_tag", "role"), spec.tags.get("content_tag", "content")
-    roles = _role_map(spec.tags)
+    roles = spec.roles
     messages: list[Message] = []
     system_col = spec.col("system")
     if system_col and obj.get(system_col) not in (None, ""):
@@ -344,7 +352,12 @@ def _tool_turn(item: dict[str, Any], src: str, content_tag: str, content: Any) -
         raise RecordError(f"{src}.name", f"expected the tool name (a non-empty string), got {type_name(name)}")
     if not isinstance(params, dict):
         raise RecordError(f"{src}.parameters", f"expected an object of arguments, got {type_name(params)}")
-    call: Message = {"role": "assistant", "content": "", "tool_calls": [{"name": name, "arguments": params}], "src": src}
+    call: Message = {
+        "role": "assistant",
+        "content": "",
+        "tool_calls": [{"name": name, "arguments": params}],
+        "src": src,
+    }
     if item.get("loss") is not None:
         call["loss"] = item["loss"]
     observation = item.get("observation")
@@ -362,7 +375,7 @@ def _function_call(value: Any, src: str, loss: Any) -> Message:
         try:
             parsed = json.loads(value)
         except json.JSONDecodeError as e:
-            raise RecordError(src, f"expected a JSON tool call {{\"name\", \"arguments\"}}: {e.msg}") from None
+            raise RecordError(src, f'expected a JSON tool call {{"name", "arguments"}}: {e.msg}') from None
     msg: Message = {"role": "assistant", "content": "", "tool_calls": _calls(parsed, src), "src": src}
     if loss is not None:
         msg["loss"] = loss
@@ -379,7 +392,7 @@ def _calls(value: Any, src: str) -> list[dict[str, Any]]:
         if isinstance(call, dict) and isinstance(call.get("function"), dict):
             call = call["function"]
         if not isinstance(call, dict):
-            raise RecordError(where, f"expected a tool call object {{\"name\", \"arguments\"}}, got {type_name(call)}")
+            raise RecordError(where, f'expected a tool call object {{"name", "arguments"}}, got {type_name(call)}')
         name = call.get("name")
         if not isinstance(name, str) or not name:
             raise RecordError(f"{where}.name", f"expected the tool name (a non-empty string), got {type_name(name)}")

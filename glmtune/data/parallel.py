@@ -3,26 +3,33 @@ int32 columns (no per-token Python objects between processes, zero-copy into Arr
 
 from __future__ import annotations
 
+import gc
 import multiprocessing as mp
-from array import array
 from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 
-from glmtune.data.record import DataIssue, RawRecord, Record
-from glmtune.data.render.base import Renderer
+from glmtune.data.formats import FormatSpec, normalize
+from glmtune.data.read import materialize
+from glmtune.data.record import DataIssue, RawRecord, RecordError
+from glmtune.data.render.base import IGNORE, Flat, Renderer
 from glmtune.data.render.official import OfficialMode
+from glmtune.data.validate import validate
 
 CHUNK = 2048
 
 
+Chunk = tuple[np.ndarray, np.ndarray]  # (int32 values, offsets from 0) of one chunk of samples
+
+
 class Columns:
-    """Rendered samples as columns: ``flat`` int32 list columns (values + offsets) and/or plain Python lists."""
+    """Rendered samples as columns: ``flat`` int32 list columns kept in chunks (values + offsets, as the workers
+    made them: no big copy) and/or plain Python lists."""
 
     def __init__(
         self,
-        flat: dict[str, tuple[np.ndarray, np.ndarray]] | None = None,
+        flat: dict[str, list[Chunk]] | None = None,
         lists: dict[str, list[Any]] | None = None,
         owners: Sequence[int] = (),
         truncated: Sequence[int] = (),
@@ -44,9 +51,11 @@ class Columns:
     def column(self, key: str) -> list[Any]:
         if key in self.lists:
             return self.lists[key]
-        values, offsets = self.flat[key]
-        flat = values.tolist()
-        return [flat[offsets[i] : offsets[i + 1]] for i in range(len(offsets) - 1)]
+        out: list[Any] = []
+        for values, offsets in self.flat[key]:
+            flat, bounds = values.tolist(), offsets.tolist()
+            out += [flat[bounds[i] : bounds[i + 1]] for i in range(len(bounds) - 1)]
+        return out
 
     def rows(self) -> list[dict[str, Any]]:
         cols = {k: self.column(k) for k in self.keys()}
@@ -54,74 +63,120 @@ class Columns:
 
     def lengths(self) -> np.ndarray:
         if "input_ids" in self.flat:
-            return np.diff(self.flat["input_ids"][1])
+            parts = [np.diff(offsets) for _, offsets in self.flat["input_ids"]]
+            return np.concatenate(parts) if parts else np.zeros(0, np.int64)
         return np.array([len(x) for x in self.lists.get("input_ids", [])], dtype=np.int64)
 
-    def to_dataset(self) -> Any:
-        """A ``datasets.Dataset`` with these columns and ``length`` (for ``group_by_length``)."""
+    def to_dataset(self, fingerprint: str | None = None) -> Any:
+        """A ``datasets.Dataset`` with these columns and ``length`` (for ``group_by_length``). ``fingerprint``
+        (our cache key) spares ``datasets`` from hashing every token to make one."""
+        import uuid
+
         import datasets
         import pyarrow as pa
         from datasets.table import InMemoryTable
 
         arrays: dict[str, Any] = {}
-        for key, (values, offsets) in self.flat.items():
-            arrays[key] = pa.ListArray.from_arrays(pa.array(offsets.astype(np.int32)), pa.array(values))
+        for key, chunks in self.flat.items():
+            lists = [pa.ListArray.from_arrays(pa.array(o.astype(np.int32)), pa.array(v)) for v, o in chunks]
+            arrays[key] = pa.chunked_array(lists, type=pa.list_(pa.int32()))
         for key, values in self.lists.items():
             arrays[key] = pa.array(values)
         arrays["length"] = pa.array(self.lengths().astype(np.int32))
-        return datasets.Dataset(InMemoryTable(pa.table(arrays)))
+        return datasets.Dataset(InMemoryTable(pa.table(arrays)), fingerprint=fingerprint or uuid.uuid4().hex)
 
 
 # ---------------------------------------------------------------------------------------------------- default mode
 _STATE: dict[str, Any] = {}
 
 
-def _render_span(span: tuple[int, int]) -> tuple[int, list[int], array, array, array, list[int], list[DataIssue]]:
+def _render_span(
+    span: tuple[int, int],
+) -> tuple[int, list[int], np.ndarray, np.ndarray, np.ndarray, list[int], list[DataIssue]]:
+    """Worker: (start, owners, lengths, input_ids, loss mask, truncated, issues) of records ``start:stop``."""
     renderer: Renderer = _STATE["renderer"]
-    records: Sequence[Record] = _STATE["records"]
+    items: Sequence[Any] = _STATE["items"]
+    specs: dict[str, FormatSpec] | None = _STATE["specs"]
     start, stop = span
-    done, issues = renderer.render(records[start:stop], _STATE["max_length"])
-    owners, lengths, ids, labels, cut = [], array("q"), array("i"), array("i"), []
-    for i, sample in done:
-        owners.append(start + i)
-        lengths.append(len(sample.input_ids))
-        ids.extend(sample.input_ids)
-        labels.extend(sample.labels)
-        if sample.truncated:
-            cut.append(start + i)
-    return start, owners, lengths, ids, labels, cut, issues
+    issues: list[DataIssue] = []
+    if specs is None:
+        records, index = list(items[start:stop]), list(range(start, stop))
+    else:
+        records, index = [], []
+        for k in range(start, stop):
+            raw = materialize(items[k])
+            if isinstance(raw, DataIssue):
+                issues.append(raw)
+                continue
+            try:
+                record = normalize(raw, specs[raw.origin.path])
+            except RecordError as e:
+                issues.append(e.issue(raw.origin))
+                continue
+            problems = validate(record)
+            if problems:
+                issues += problems
+                continue
+            records.append(record)
+            index.append(k)
+    flat = Flat()
+    issues += renderer.render_into(records, _STATE["max_length"], flat)
+    owners = [index[i] for i in flat.owners]
+    lengths = np.array(flat.lengths, dtype=np.int64)
+    ids = np.frombuffer(flat.ids, dtype=np.int32)
+    mask = np.frombuffer(flat.mask, dtype=np.uint8)  # labels are rebuilt from ids + this (1 byte, not 4, to ship)
+    return start, owners, lengths, ids, mask, [index[i] for i in flat.cut], issues
 
 
 def render_default(
-    renderer: Renderer, records: Sequence[Record], max_length: int | None, procs: int
+    renderer: Renderer,
+    items: Sequence[Any],
+    max_length: int | None,
+    procs: int,
+    specs: dict[str, FormatSpec] | None = None,
 ) -> tuple[Columns, list[DataIssue]]:
-    """Render records in chunks, in ``procs`` forked processes when > 1; results in input order."""
-    spans = [(s, min(s + CHUNK, len(records))) for s in range(0, len(records), CHUNK)]
-    _STATE.update(renderer=renderer, records=records, max_length=max_length)
+    """Render records (or raw records, normalised and validated on the way when ``specs`` maps each file to its
+    format) in chunks, in ``procs`` forked processes when > 1; results in input order."""
+    spans = [(s, min(s + CHUNK, len(items))) for s in range(0, len(items), CHUNK)]
+    parallel = procs > 1 and len(spans) > 1 and "fork" in mp.get_all_start_methods()
+    renderer.threads = 1 if parallel else max(1, procs)
+    _STATE.update(renderer=renderer, items=items, max_length=max_length, specs=specs)
+    gc_was_on = gc.isenabled()
+    gc.disable()  # millions of short-lived lists: the cyclic GC would rescan every live record again and again
     try:
-        if procs > 1 and len(spans) > 1 and "fork" in mp.get_all_start_methods():
+        if parallel:
             with mp.get_context("fork").Pool(min(procs, len(spans))) as pool:
                 parts = pool.map(_render_span, spans, chunksize=1)
         else:
             parts = [_render_span(s) for s in spans]
     finally:
         _STATE.clear()
-    parts.sort(key=lambda p: p[0])
+        renderer.threads = 1
+        if gc_was_on:
+            gc.enable()
     owners = [o for p in parts for o in p[1]]
-    lengths = np.concatenate([np.frombuffer(p[2], dtype=np.int64) for p in parts]) if parts else np.zeros(0, np.int64)
-    offsets = np.zeros(len(lengths) + 1, dtype=np.int64)
-    np.cumsum(lengths, out=offsets[1:])
-    ids = np.concatenate([np.frombuffer(p[3], dtype=np.int32) for p in parts]) if parts else np.zeros(0, np.int32)
-    labels = np.concatenate([np.frombuffer(p[4], dtype=np.int32) for p in parts]) if parts else np.zeros(0, np.int32)
+    id_chunks: list[Chunk] = []
+    label_chunks: list[Chunk] = []
+    for p in parts:
+        offsets = np.zeros(len(p[2]) + 1, dtype=np.int64)
+        np.cumsum(p[2], out=offsets[1:])
+        labels = p[3].copy()
+        labels[p[4] == 0] = IGNORE
+        id_chunks.append((p[3], offsets))
+        label_chunks.append((labels, offsets))
     cut = [c for p in parts for c in p[5]]
     issues = [i for p in parts for i in p[6]]
-    cols = Columns({"input_ids": (ids, offsets), "labels": (labels, offsets)}, None, owners, cut)
+    cols = Columns({"input_ids": id_chunks, "labels": label_chunks}, None, owners, cut)
     return cols, issues
 
 
 # ---------------------------------------------------------------------------------------------------- official modes
 def render_official(
-    mode: OfficialMode, raws: Sequence[RawRecord], tokenizer: Any, variant: str, settings: dict[str, Any],
+    mode: OfficialMode,
+    raws: Sequence[RawRecord],
+    tokenizer: Any,
+    variant: str,
+    settings: dict[str, Any],
     skip_invalid: bool,
 ) -> tuple[Columns, list[DataIssue], list[DataIssue]]:
     """Run an official mode batch by batch (``mode.batch_size`` records, as ``datasets.map`` did)."""

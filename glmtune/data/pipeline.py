@@ -13,7 +13,7 @@ from typing import Any
 
 from glmtune.data import parallel
 from glmtune.data.formats import FormatSpec, detect, get_spec, normalize
-from glmtune.data.read import read_paths
+from glmtune.data.read import materialize, read_paths
 from glmtune.data.record import DataErrors, DataIssue, Origin, RawRecord, Record, RecordError, Report
 from glmtune.data.render import renderer_for
 from glmtune.data.render.official import OFFICIAL_MODES, get_mode
@@ -92,16 +92,6 @@ def _settle(issues: list[DataIssue], skip_invalid: bool, report: Report | None) 
 
 
 # ---------------------------------------------------------------------------------------------------- rendering
-def _as_records(items: Sequence[Any]) -> list[Record]:
-    if all(isinstance(r, Record) for r in items):
-        return list(items)
-    raws = [r if isinstance(r, RawRecord) else RawRecord(r, Origin("<record>", i)) for i, r in enumerate(items, 1)]
-    records, issues = normalize_records(raws)
-    if issues:
-        raise DataErrors(issues)
-    return records
-
-
 def _as_raw(items: Sequence[Any]) -> list[RawRecord]:
     out = []
     for i, r in enumerate(items, 1):
@@ -114,6 +104,34 @@ def _as_raw(items: Sequence[Any]) -> list[RawRecord]:
     return out
 
 
+def _specs(raws: Sequence[RawRecord], spec: FormatSpec | None) -> dict[str, FormatSpec]:
+    """The format of each file (``spec`` if given, else detected from its first parsable records)."""
+    by_file: dict[str, list[RawRecord]] = {}
+    for raw in raws:
+        sample = by_file.setdefault(raw.origin.path, [])
+        if len(sample) < 200:
+            parsed = materialize(raw)
+            if isinstance(parsed, RawRecord):
+                sample.append(parsed)
+    return {path: spec or detect(rs, path) for path, rs in by_file.items()}
+
+
+def _materialized(raws: list[RawRecord]) -> tuple[list[RawRecord], list[DataIssue]]:
+    out: list[RawRecord] = []
+    issues: list[DataIssue] = []
+    for raw in raws:
+        parsed = materialize(raw)
+        (issues if isinstance(parsed, DataIssue) else out).append(parsed)  # type: ignore[arg-type]
+    return out, issues
+
+
+def _in_order(issues: list[DataIssue]) -> list[DataIssue]:
+    files: dict[str, int] = {}
+    for i in issues:
+        files.setdefault(i.origin.path, len(files))
+    return sorted(issues, key=lambda i: (files[i.origin.path], i.origin.line or 0))
+
+
 def render_records(
     records: Sequence[Any],
     tokenizer: Any,
@@ -121,6 +139,8 @@ def render_records(
     mode: str = DEFAULT_MODE,
     *,
     variant: str = "train",
+    fmt: str | FormatSpec | None = None,
+    columns: dict[str, Any] | None = None,
     num_proc: int | None = None,
     skip_invalid: bool = False,
     report: Report | None = None,
@@ -128,12 +148,24 @@ def render_records(
 ) -> list[dict[str, list[int]]]:
     """Rendered samples in input order: ``{"input_ids", "labels"}`` (official modes: their official keys).
 
-    ``mode="default"`` takes :class:`Record` s (or raw dicts, normalised here) and ``max_length``; an official
-    mode takes raw records and its own settings (``max_seq_length``, ``max_source_length``...).
+    ``mode="default"`` takes :class:`Record` s, or raw records/dicts (normalised and validated here, format
+    detected per file unless ``fmt``), and ``max_length``; an official mode takes raw records and its own settings
+    (``max_seq_length``, ``max_source_length``...).
     """
-    columns = render_columns(records, tokenizer, family, mode, variant=variant, num_proc=num_proc,
-                             skip_invalid=skip_invalid, report=report, **settings)
-    return columns.rows()
+    cols = render_columns(
+        records,
+        tokenizer,
+        family,
+        mode,
+        variant=variant,
+        fmt=fmt,
+        columns=columns,
+        num_proc=num_proc,
+        skip_invalid=skip_invalid,
+        report=report,
+        **settings,
+    )
+    return cols.rows()
 
 
 def render_columns(
@@ -143,6 +175,8 @@ def render_columns(
     mode: str = DEFAULT_MODE,
     *,
     variant: str = "train",
+    fmt: str | FormatSpec | None = None,
+    columns: dict[str, Any] | None = None,
     num_proc: int | None = None,
     skip_invalid: bool = False,
     report: Report | None = None,
@@ -155,26 +189,32 @@ def render_columns(
         unknown = set(settings) - {"max_length"}
         if unknown:
             raise GlmtuneError(f"the default mode takes max_length, not {', '.join(sorted(unknown))}")
-        recs = _as_records(records)
         if variant != "train":
-            raise GlmtuneError("the default mode has no eval variant; render the eval split the same way")
-        cols, issues = parallel.render_default(
-            renderer_for(tokenizer, family), recs, settings.get("max_length"), _procs(num_proc, len(recs))
-        )
-        origins = [r.origin for r in recs]
+            raise GlmtuneError("the default mode has no eval variant: render the eval split the same way")
+        renderer = renderer_for(tokenizer, family)
+        procs = _procs(num_proc, len(records))
+        if all(isinstance(r, Record) for r in records):
+            cols, issues = parallel.render_default(renderer, records, settings.get("max_length"), procs)
+        else:
+            raws = _as_raw(records)
+            specs = _specs(raws, get_spec(fmt, columns))
+            cols, issues = parallel.render_default(renderer, raws, settings.get("max_length"), procs, specs)
     else:
         m = get_mode(mode)
         if m.family != family.name:
-            raise GlmtuneError(f"mode {mode} reproduces {m.title} and needs a {get_family(m.family).title} "
-                               f"tokenizer, not {family.title}")
-        raws = _as_raw(records)
+            raise GlmtuneError(
+                f"mode {mode} reproduces {m.title} and needs a {get_family(m.family).title} "
+                f"tokenizer, not {family.title}"
+            )
+        raws, unreadable = _materialized(_as_raw(records))
         cols, issues, notes = parallel.render_official(m, raws, tokenizer, variant, settings, skip_invalid)
-        origins = [r.origin for r in raws]
+        issues = unreadable + issues
         local.notes += notes
-    local.records = len(origins)
+    local.records = len(records)
     local.samples = len(cols)
     local.truncated = cols.truncated_records()
     if issues:
+        issues = _in_order(issues)
         if not skip_invalid:
             raise DataErrors(issues)
         local.invalid += issues
@@ -213,12 +253,19 @@ def prepare_dataset(
     per (data, tokenizer, settings) fingerprint and then loaded from the cache."""
     from glmtune.data import cache
 
-    family = get_family(family or getattr(tokenizer, "glmtune_family", "")) if not isinstance(family, Family) else family
+    family = (
+        get_family(family or getattr(tokenizer, "glmtune_family", "")) if not isinstance(family, Family) else family
+    )
     path_list = _as_list(paths)
     spec = get_spec(fmt, columns)
     key_settings = {
-        "mode": mode, "variant": variant, "split": split, "skip_invalid": skip_invalid, "family": family.name,
-        "format": spec.__dict__ if spec else None, "settings": settings,
+        "mode": mode,
+        "variant": variant,
+        "split": split,
+        "skip_invalid": skip_invalid,
+        "family": family.name,
+        "format": [spec.name, spec.shape, spec.columns, spec.tags] if spec else None,
+        "settings": settings,
     }
     key = cache.fingerprint(path_list, tokenizer, key_settings)
     if use_cache:
@@ -229,13 +276,27 @@ def prepare_dataset(
                 report.merge(Report.from_json(meta["report"]))
             return ds
     local = Report()
-    if mode == DEFAULT_MODE:
-        items: Sequence[Any] = load_records(path_list, spec, None, skip_invalid, split, local)
-    else:
-        items = load_raw(path_list, split, skip_invalid, local)
-    cols = render_columns(items, tokenizer, family, mode, variant=variant, num_proc=num_proc,
-                          skip_invalid=skip_invalid, report=local, **settings)
-    ds = cols.to_dataset()
+    raws, read_issues = read_paths(path_list, split, lazy=mode == DEFAULT_MODE)
+    try:
+        cols = render_columns(
+            raws,
+            tokenizer,
+            family,
+            mode,
+            variant=variant,
+            fmt=spec,
+            num_proc=num_proc,
+            skip_invalid=skip_invalid,
+            report=local,
+            **settings,
+        )
+    except DataErrors as e:
+        raise DataErrors(_in_order(read_issues + e.issues)) from None
+    if read_issues:
+        if not skip_invalid:
+            raise DataErrors(read_issues)
+        local.invalid = _in_order(read_issues + local.invalid)
+    ds = cols.to_dataset(key)
     if use_cache:
         cache.store(key, ds, {"report": local.to_json(), "fingerprint": key}, cache_dir)
         loaded = cache.load(key, cache_dir)

@@ -28,23 +28,28 @@ SPLIT_NAMES = {
 _WS = re.compile(r"[ \t\r\n]*")
 
 
-def read_paths(paths: Iterable[str | Path], split: str | None = None) -> tuple[list[RawRecord], list[DataIssue]]:
-    """Raw records of every path in order (directories expanded), and the problems found while reading."""
+def read_paths(
+    paths: Iterable[str | Path], split: str | None = None, lazy: bool = False
+) -> tuple[list[RawRecord], list[DataIssue]]:
+    """Raw records of every path in order (directories expanded), and the problems found while reading.
+
+    ``lazy``: JSON lines are left unparsed (``RawRecord.pending``) for :func:`materialize` to parse later.
+    """
     records: list[RawRecord] = []
     issues: list[DataIssue] = []
     for path in paths:
-        recs, errs = read_path(Path(path), split)
+        recs, errs = read_path(Path(path), split, lazy)
         records += recs
         issues += errs
     return records, issues
 
 
-def read_path(path: Path, split: str | None = None) -> tuple[list[RawRecord], list[DataIssue]]:
+def read_path(path: Path, split: str | None = None, lazy: bool = False) -> tuple[list[RawRecord], list[DataIssue]]:
     """Raw records of one file or directory."""
     if not path.exists():
         raise GlmtuneError(f"{path}: no such file or directory")
     if path.is_dir():
-        return _read_dir(path, split)
+        return _read_dir(path, split, lazy)
     kind = TEXT_SUFFIXES.get(path.suffix.lower()) or TABLE_SUFFIXES.get(path.suffix.lower())
     if kind is None:
         known = ", ".join(sorted({*TEXT_SUFFIXES, *TABLE_SUFFIXES}))
@@ -58,7 +63,7 @@ def read_path(path: Path, split: str | None = None) -> tuple[list[RawRecord], li
     text, bad = _decode(path, data)
     if kind in ("csv", "tsv"):
         return _read_csv(path, text, bad, "\t" if kind == "tsv" else ",")
-    return _read_json_text(path, text, bad, lines_only=kind == "jsonl")
+    return _read_json_text(path, text, bad, lines_only=kind == "jsonl", lazy=lazy)
 
 
 # ---------------------------------------------------------------------------------------------------- decoding
@@ -76,7 +81,9 @@ def _decode(path: Path, data: bytes) -> tuple[str, dict[int, DataIssue]]:
             out.append(raw.decode("utf-8-sig" if number == 1 else "utf-8"))
         except UnicodeDecodeError as e:
             bad[number] = DataIssue(
-                Origin(str(path), number), "", f"not valid UTF-8 text (byte 0x{raw[e.start]:02x} at column {e.start + 1})"
+                Origin(str(path), number),
+                "",
+                f"not valid UTF-8 text (byte 0x{raw[e.start]:02x} at column {e.start + 1})",
             )
             out.append(raw.decode("utf-8", errors="replace"))
     return "\n".join(out), bad
@@ -94,7 +101,7 @@ class _Lines:
 
 # ---------------------------------------------------------------------------------------------------- JSON
 def _read_json_text(
-    path: Path, text: str, bad: dict[int, DataIssue], lines_only: bool
+    path: Path, text: str, bad: dict[int, DataIssue], lines_only: bool, lazy: bool = False
 ) -> tuple[list[RawRecord], list[DataIssue]]:
     start = _WS.match(text).end()  # type: ignore[union-attr]
     if start == len(text):
@@ -113,7 +120,7 @@ def _read_json_text(
             if bad:
                 return [], list(bad.values())
             return [RawRecord(value, Origin(str(path), line))], []
-    return _read_json_lines(path, text, bad)
+    return _read_json_lines(path, text, bad, lazy)
 
 
 def _parses(line: str) -> bool:
@@ -124,23 +131,37 @@ def _parses(line: str) -> bool:
     return True
 
 
-def _read_json_lines(path: Path, text: str, bad: dict[int, DataIssue]) -> tuple[list[RawRecord], list[DataIssue]]:
+def _read_json_lines(
+    path: Path, text: str, bad: dict[int, DataIssue], lazy: bool = False
+) -> tuple[list[RawRecord], list[DataIssue]]:
     records: list[RawRecord] = []
     issues: list[DataIssue] = []
-    loads = json.loads
+    name = str(path)
     for number, line in enumerate(text.split("\n"), 1):
         if number in bad:
             issues.append(bad[number])
             continue
         if not line or line.isspace():
             continue
-        try:
-            value = loads(line)
-        except json.JSONDecodeError as e:
-            issues.append(DataIssue(Origin(str(path), number), "", _json_message(e, line)))
-            continue
-        records.append(RawRecord(value, Origin(str(path), number)))
+        raw = RawRecord(line, Origin(name, number), pending=True)
+        if not lazy:
+            parsed = materialize(raw)
+            if isinstance(parsed, DataIssue):
+                issues.append(parsed)
+                continue
+            raw = parsed
+        records.append(raw)
     return records, issues
+
+
+def materialize(raw: RawRecord) -> RawRecord | DataIssue:
+    """A pending record parsed (or the issue of its line); other records unchanged."""
+    if not raw.pending:
+        return raw
+    try:
+        return RawRecord(json.loads(raw.data), raw.origin)
+    except json.JSONDecodeError as e:
+        return DataIssue(raw.origin, "", _json_message(e, raw.data))
 
 
 def _json_message(e: json.JSONDecodeError, line: str) -> str:
@@ -184,7 +205,9 @@ def _read_json_array(
             return records, issues
     idx = ws(text, idx).end()  # type: ignore[union-attr]
     if idx < len(text):
-        issues.append(DataIssue(Origin(str(path), line_of(idx)), "", "invalid JSON: extra data after the top-level list"))
+        issues.append(
+            DataIssue(Origin(str(path), line_of(idx)), "", "invalid JSON: extra data after the top-level list")
+        )
     return records, issues
 
 
@@ -279,12 +302,10 @@ def _pick_split(path: Path, available: list[str], split: str | None) -> str:
     raise GlmtuneError(f"{path}: no split {wanted!r} (available: {', '.join(available)}); choose one with --split")
 
 
-def _read_dir(path: Path, split: str | None) -> tuple[list[RawRecord], list[DataIssue]]:
+def _read_dir(path: Path, split: str | None, lazy: bool = False) -> tuple[list[RawRecord], list[DataIssue]]:
     if _is_saved_dataset(path):
         return _read_saved_dataset(path, split)
-    files = sorted(
-        p for p in path.iterdir() if p.is_file() and p.suffix.lower() in {**TEXT_SUFFIXES, **TABLE_SUFFIXES}
-    )
+    files = sorted(p for p in path.iterdir() if p.is_file() and p.suffix.lower() in {**TEXT_SUFFIXES, **TABLE_SUFFIXES})
     by_split: dict[str, list[Path]] = {}
     for p in files:
         for canonical, names in SPLIT_NAMES.items():
@@ -300,4 +321,4 @@ def _read_dir(path: Path, split: str | None) -> tuple[list[RawRecord], list[Data
         files = by_split[canonical]
     elif not files:
         raise GlmtuneError(f"{path}: no data files (.json, .jsonl, .csv, .tsv, .parquet) in this directory")
-    return read_paths(files)
+    return read_paths(files, lazy=lazy)

@@ -30,10 +30,12 @@ class Origin:
 
 @dataclass
 class RawRecord:
-    """One record exactly as read (a JSON object / CSV row / table row), with its origin."""
+    """One record exactly as read (a JSON object / CSV row / table row), with its origin. ``pending``: ``data``
+    is still the JSON text of its line (parsed later, in a worker: see ``read.materialize``)."""
 
     data: Any
     origin: Origin
+    pending: bool = False
 
 
 @dataclass
@@ -72,15 +74,13 @@ class RecordError(Exception):
 
 
 class DataErrors(GlmtuneError):
-    """All problems found in a data set, reported together (one line each)."""
+    """All problems found in a data set, reported together: a summary line, then one line per problem."""
 
-    def __init__(self, issues: list[DataIssue], skipped_hint: bool = True) -> None:
+    def __init__(self, issues: list[DataIssue]) -> None:
         self.issues = list(issues)
-        lines = [str(i) for i in self.issues]
-        summary = f"{len(self.issues)} invalid record{'s' if len(self.issues) != 1 else ''}"
-        if skipped_hint:
-            summary += " (fix them, or pass --skip-invalid to skip them)"
-        super().__init__("\n".join([*lines, summary]))
+        n = len(self.issues)
+        head = f"{n} invalid record{'s' if n != 1 else ''} (fix them, or pass --skip-invalid to skip them):"
+        super().__init__("\n".join([head, *(str(i) for i in self.issues)]))
 
 
 @dataclass
@@ -99,6 +99,25 @@ class Report:
         self.truncated += other.truncated
         self.records += other.records
         self.samples += other.samples
+
+    def to_json(self) -> dict[str, Any]:
+        def issues(items: list[DataIssue]) -> list[list[Any]]:
+            return [[i.origin.path, i.origin.line, i.field, i.message] for i in items]
+
+        return {
+            "invalid": issues(self.invalid),
+            "notes": issues(self.notes),
+            "truncated": self.truncated,
+            "records": self.records,
+            "samples": self.samples,
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Report:
+        def issues(items: list[list[Any]]) -> list[DataIssue]:
+            return [DataIssue(Origin(p, line), f, m) for p, line, f, m in items]
+
+        return cls(issues(data["invalid"]), issues(data["notes"]), data["truncated"], data["records"], data["samples"])
 
 
 def type_name(value: Any) -> str:

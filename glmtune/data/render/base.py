@@ -11,20 +11,23 @@ one token right after it (the next role token, or eos), so the model learns wher
 
 from __future__ import annotations
 
+from array import array
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import Any, ClassVar, NamedTuple
+
+import numpy as np
 
 from glmtune.data.record import DataIssue, Record, RecordError
 from glmtune.families import Family
 
 IGNORE = -100
 Piece = str | tuple[int, ...]
+Encoder = Callable[[list[str], int], list[list[int]]]
 """Text to encode with the renderer's text encoder, or literal token ids."""
 
 
-@dataclass
-class Turn:
+class Turn(NamedTuple):
     """One message: ``head`` ids never trained (the role token), ``body`` pieces trained when ``loss``."""
 
     head: tuple[int, ...]
@@ -55,23 +58,22 @@ class Renderer:
     def __init__(self, tokenizer: Any, family: Family) -> None:
         self.tokenizer = tokenizer
         self.family = family
+        self.threads = 1  # encoder threads (1 inside worker processes)
         self._encode = self.make_encoder()
 
-    def make_encoder(self) -> Callable[[list[str]], list[list[int]]]:
-        """Batch text encoder: texts → ids (no special tokens)."""
+    def make_encoder(self) -> Encoder:
+        """Batch text encoder: (texts, threads) → ids (no special tokens)."""
         raise NotImplementedError
 
     def plan(self, record: Record) -> Plan:
         raise NotImplementedError
 
     def encode_texts(self, texts: list[str]) -> list[list[int]]:
-        return self._encode(texts) if texts else []
+        return self._encode(texts, self.threads) if texts else []
 
     # ------------------------------------------------------------------ batch
-    def render(
-        self, records: Sequence[Record], max_length: int | None
-    ) -> tuple[list[tuple[int, Sample]], list[DataIssue]]:
-        """(index, sample) for every record that renders, and the issues of those that do not."""
+    def render_into(self, records: Sequence[Record], max_length: int | None, out: Flat) -> list[DataIssue]:
+        """Render ``records`` (one encode call for all their texts) appending to ``out``; issues of the rest."""
         plans: list[tuple[int, Plan]] = []
         issues: list[DataIssue] = []
         for i, record in enumerate(records):
@@ -86,22 +88,32 @@ class Renderer:
                     if type(piece) is str and piece not in texts:
                         texts[piece] = len(texts)
         encoded = self.encode_texts(list(texts))
-        lookup = {text: encoded[k] for text, k in texts.items()}
-        return [(i, assemble(p, lookup, max_length)) for i, p in plans], issues
+        lookup = {text: array("i", encoded[k]) for text, k in texts.items()}  # one int conversion per distinct text
+        for i, p in plans:
+            out.add(i, p, lookup, max_length)
+        return issues
+
+    def render(
+        self, records: Sequence[Record], max_length: int | None
+    ) -> tuple[list[tuple[int, Sample]], list[DataIssue]]:
+        """(index, sample) for every record that renders, and the issues of those that do not."""
+        flat = Flat()
+        issues = self.render_into(records, max_length, flat)
+        return list(zip(flat.owners, flat.samples(), strict=True)), issues
 
 
 # ---------------------------------------------------------------------------------------------------- assembly
-def _body_ids(body: list[Piece], lookup: dict[str, list[int]]) -> list[int]:
+def _body_ids(body: list[Piece], lookup: dict[str, Any]) -> list[int]:
     if len(body) == 1:
         piece = body[0]
-        return lookup[piece] if type(piece) is str else list(piece)  # type: ignore[index, arg-type]
+        return list(lookup[piece]) if type(piece) is str else list(piece)  # type: ignore[index, arg-type]
     out: list[int] = []
     for piece in body:
         out += lookup[piece] if type(piece) is str else piece  # type: ignore[index, arg-type]
     return out
 
 
-def assemble(plan: Plan, lookup: dict[str, list[int]], max_length: int | None) -> Sample:
+def assemble(plan: Plan, lookup: dict[str, Any], max_length: int | None) -> Sample:
     """``input_ids`` / ``labels`` of a plan, truncated to ``max_length`` (see :func:`fit`)."""
     turns = [(t.head, _body_ids(t.body, lookup), t.loss, t.keep_end) for t in plan.turns]
     truncated = False
@@ -200,8 +212,95 @@ def split_room(source: int, target: int, room: int) -> tuple[int, int]:
     return new_target, new_source
 
 
+class Flat:
+    """Rendered samples appended to one flat id list and a loss-mask byte string (cheap to build, cheap to turn
+    into int32 arrays that cross process boundaries and become Arrow); labels = ids where the mask is set."""
+
+    def __init__(self) -> None:
+        self.owners: list[int] = []
+        self.lengths: list[int] = []
+        self.ids = array("i")
+        self.mask = bytearray()
+        self.cut: list[int] = []
+
+    def add(self, owner: int, plan: Plan, lookup: dict[str, Any], max_length: int | None) -> None:
+        start = len(self.ids)
+        write(plan, lookup, self.ids, self.mask)
+        n = len(self.ids) - start
+        if max_length and n > max_length:
+            del self.ids[start:], self.mask[start:]
+            sample = assemble(plan, lookup, max_length)
+            self.ids.fromlist(sample.input_ids)
+            self.mask += bytes(x != IGNORE for x in sample.labels)
+            n = len(sample.input_ids)
+            self.cut.append(owner)
+        self.owners.append(owner)
+        self.lengths.append(n)
+
+    def arrays(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(lengths int64, input_ids int32, labels int32) as flat arrays."""
+        ids = np.frombuffer(self.ids, dtype=np.int32)
+        labels = ids.copy()
+        labels[np.frombuffer(self.mask, dtype=np.uint8) == 0] = IGNORE
+        return np.array(self.lengths, dtype=np.int64), ids, labels
+
+    def samples(self) -> list[Sample]:
+        _, ids_np, labels_np = self.arrays()
+        ids, labels, cut = ids_np.tolist(), labels_np.tolist(), set(self.cut)
+        out, pos = [], 0
+        for owner, n in zip(self.owners, self.lengths, strict=True):
+            out.append(Sample(ids[pos : pos + n], labels[pos : pos + n], owner in cut))
+            pos += n
+        return out
+
+
+_ONE = b"\x01"
+
+
+def write(plan: Plan, lookup: dict[str, Any], ids: array, mask: bytearray) -> None:
+    """:func:`assemble` without truncation, appending ids (int32 array: distinct texts are converted once, then
+    copied) and a loss mask (the fast path; same result)."""
+    ids.extend(plan.prefix)
+    mask += bytes(len(plan.prefix))
+    stop = False
+    for turn in plan.turns:
+        head = turn.head
+        if head:
+            ids.extend(head)
+            if stop:
+                mask += _ONE
+                mask += bytes(len(head) - 1)
+                stop = False
+            else:
+                mask += bytes(len(head))
+        loss = turn.loss
+        for piece in turn.body:
+            t = lookup[piece] if type(piece) is str else piece  # type: ignore[index]
+            if not t:
+                continue
+            ids.extend(t)
+            if loss:
+                mask += _ONE * len(t)
+            elif stop:
+                mask += _ONE
+                mask += bytes(len(t) - 1)
+                stop = False
+            else:
+                mask += bytes(len(t))
+        if loss:
+            stop = True
+    end = plan.end
+    if end:
+        ids.extend(end)
+        if stop:
+            mask += _ONE
+            mask += bytes(len(end) - 1)
+        else:
+            mask += bytes(len(end))
+
+
 # ---------------------------------------------------------------------------------------------------- encoders
-def sentencepiece_encoder(tokenizer: Any, official_encode: bool) -> Callable[[list[str]], list[list[int]]]:
+def sentencepiece_encoder(tokenizer: Any, official_encode: bool) -> Encoder:
     """Batch SentencePiece encoding; ``official_encode`` also maps pieces spelled like a special token (``sop``)
     to the special id, as the official ``encode``/``__call__`` do (``build_single_message`` does not)."""
     sp = tokenizer.sp_model
@@ -212,8 +311,8 @@ def sentencepiece_encoder(tokenizer: Any, official_encode: bool) -> Callable[[li
             if pid != sp.unk_id() and sp.IdToPiece(pid) == name:
                 remap[pid] = special
 
-    def encode(texts: list[str]) -> list[list[int]]:
-        out = sp.encode(texts, num_threads=1) if len(texts) > 1 else [sp.encode(t) for t in texts]
+    def encode(texts: list[str], threads: int) -> list[list[int]]:
+        out = sp.encode(texts, num_threads=threads) if len(texts) > 1 else [sp.encode(t) for t in texts]
         if remap:
             out = [[remap.get(i, i) for i in ids] if any(i in remap for i in ids) else ids for ids in out]
         return out

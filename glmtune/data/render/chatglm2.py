@@ -7,11 +7,10 @@ round is the history inside the prompt text — exactly the prompt ``chat()`` bu
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 from glmtune.data.record import Message, Record, RecordError
-from glmtune.data.render.base import Plan, Renderer, Turn, raise_unsupported, sentencepiece_encoder
+from glmtune.data.render.base import Encoder, Plan, Renderer, Turn, raise_unsupported, sentencepiece_encoder
 from glmtune.data.validate import loss_flag
 from glmtune.families.chatglm2 import pairs_from_messages
 
@@ -44,7 +43,7 @@ class ChatGLM2Renderer(RoundsRenderer):
         self.prefix = tuple(tokenizer.get_prefix_tokens())
         self.end = (tokenizer.eos_token_id,)
 
-    def make_encoder(self) -> Callable[[list[str]], list[list[int]]]:
+    def make_encoder(self) -> Encoder:
         return sentencepiece_encoder(self.tokenizer, official_encode=True)
 
     def plan(self, record: Record) -> Plan:

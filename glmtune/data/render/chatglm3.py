@@ -9,11 +9,10 @@ calls are consecutive assistant messages.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
 from typing import Any
 
 from glmtune.data.record import Message, Record
-from glmtune.data.render.base import Plan, Renderer, Turn, sentencepiece_encoder
+from glmtune.data.render.base import Encoder, Plan, Renderer, Turn, sentencepiece_encoder
 from glmtune.data.validate import loss_flag
 from glmtune.families import ToolCall
 
@@ -33,7 +32,7 @@ def chatglm3_tools(tools: list[Any]) -> list[Any]:
 class ChatGLM3Renderer(Renderer):
     family_name = "chatglm3"
 
-    def make_encoder(self) -> Callable[[list[str]], list[list[int]]]:
+    def make_encoder(self) -> Encoder:
         return sentencepiece_encoder(self.tokenizer, official_encode=False)
 
     def __init__(self, tokenizer: Any, family: Any) -> None:
@@ -42,11 +41,20 @@ class ChatGLM3Renderer(Renderer):
         self.prefix = (cmd("[gMASK]"), cmd("sop"))
         self.role_ids = {r: (cmd(f"<|{r}|>"),) for r in ("system", "user", "assistant", "observation")}
         self.end = (tokenizer.eos_token_id,)
+        self._prompts: dict[str, str] = {}
+
+    def tools_text(self, tools: list[Any]) -> str:
+        """The tool system prompt, built once per distinct tool list (``indent`` JSON is slow to write)."""
+        key = json.dumps(tools, ensure_ascii=False)
+        text = self._prompts.get(key)
+        if text is None:
+            text = self._prompts[key] = tool_prompt(chatglm3_tools(tools))
+        return text
 
     def plan(self, record: Record) -> Plan:
         turns: list[Turn] = []
         if record.tools:
-            turns.append(Turn(self.role_ids["system"], ["\n", tool_prompt(chatglm3_tools(record.tools))], False))
+            turns.append(Turn(self.role_ids["system"], ["\n", self.tools_text(record.tools)], False))
         for m in record.messages:
             turns += self.message_turns(m)
         return Plan(self.prefix, turns, self.end)

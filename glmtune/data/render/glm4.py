@@ -9,11 +9,10 @@ become the template's tool system block (rendered once per distinct tool list); 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
 from typing import Any
 
 from glmtune.data.record import Message, Record
-from glmtune.data.render.base import Plan, Renderer, Turn
+from glmtune.data.render.base import Encoder, Plan, Renderer, Turn
 from glmtune.data.validate import loss_flag
 from glmtune.families import ToolCall
 
@@ -34,13 +33,13 @@ class GLM4Renderer(Renderer):
         self.end = (tokenizer.eos_token_id,)
         self._tool_blocks: dict[str, tuple[int, ...]] = {}
 
-    def make_encoder(self) -> Callable[[list[str]], list[list[int]]]:
+    def make_encoder(self) -> Encoder:
         encoding = self.tokenizer.encoding
 
-        def encode(texts: list[str]) -> list[list[int]]:
-            return encoding.encode_ordinary_batch(texts, num_threads=1) if len(texts) > 1 else [
-                encoding.encode_ordinary(t) for t in texts
-            ]
+        def encode(texts: list[str], threads: int) -> list[list[int]]:
+            if threads > 1 and len(texts) > 64:
+                return encoding.encode_ordinary_batch(texts, num_threads=threads)
+            return [encoding.encode_ordinary(t) for t in texts]
 
         return encode
 

@@ -34,8 +34,9 @@ class OfficialMode:
             raise GlmtuneError(f"mode {self.name} has no {variant!r} variant (has: {', '.join(self.variants)})")
         unknown = set(settings) - set(self.defaults)
         if unknown:
-            raise GlmtuneError(f"mode {self.name} has no setting {', '.join(sorted(unknown))} "
-                               f"(settings: {', '.join(self.defaults)})")
+            raise GlmtuneError(
+                f"mode {self.name} has no setting {', '.join(sorted(unknown))} (settings: {', '.join(self.defaults)})"
+            )
         values = {**self.defaults, **{k: v for k, v in settings.items() if v is not None}}
         assert self._run is not None
         return self._run(records, tokenizer, variant, values)
@@ -116,24 +117,42 @@ OFFICIAL_MODES: dict[str, OfficialMode] = {
     m.name: m
     for m in (
         OfficialMode(
-            "chatglm3-multiturn", "chatglm3", "ChatGLM3 finetune_chatmodel_demo MultiTurnDataset",
-            {"max_seq_length": 2048}, _run=_per_record(_multiturn),
+            "chatglm3-multiturn",
+            "chatglm3",
+            "ChatGLM3 finetune_chatmodel_demo MultiTurnDataset",
+            {"max_seq_length": 2048},
+            _run=_per_record(_multiturn),
         ),
         OfficialMode(
-            "chatglm3-input-output", "chatglm3", "ChatGLM3 finetune_chatmodel_demo InputOutputDataset",
-            {"max_source_length": 1024, "max_target_length": 128}, _run=_per_record(_input_output),
+            "chatglm3-input-output",
+            "chatglm3",
+            "ChatGLM3 finetune_chatmodel_demo InputOutputDataset",
+            {"max_source_length": 1024, "max_target_length": 128},
+            _run=_per_record(_input_output),
         ),
         OfficialMode(
-            "chatglm3-finetune-demo", "chatglm3", "ChatGLM3 finetune_demo process_batch / process_batch_eval",
-            {"max_input_length": 256, "max_output_length": 512}, ("train", "eval"), _run=_finetune_demo,
+            "chatglm3-finetune-demo",
+            "chatglm3",
+            "ChatGLM3 finetune_demo process_batch / process_batch_eval",
+            {"max_input_length": 256, "max_output_length": 512},
+            ("train", "eval"),
+            _run=_finetune_demo,
         ),
         OfficialMode(
-            "chatglm2-ptuning", "chatglm2", "ChatGLM2-6B ptuning preprocess_function_train / _eval",
-            dict(_PTUNING_DEFAULTS), ("train", "eval"), _run=_ptuning("chatglm2"),
+            "chatglm2-ptuning",
+            "chatglm2",
+            "ChatGLM2-6B ptuning preprocess_function_train / _eval",
+            dict(_PTUNING_DEFAULTS),
+            ("train", "eval"),
+            _run=_ptuning("chatglm2"),
         ),
         OfficialMode(
-            "chatglm-ptuning", "chatglm", "ChatGLM-6B ptuning preprocess_function_train / _eval",
-            dict(_PTUNING_DEFAULTS), ("train", "eval"), _run=_ptuning("chatglm"),
+            "chatglm-ptuning",
+            "chatglm",
+            "ChatGLM-6B ptuning preprocess_function_train / _eval",
+            dict(_PTUNING_DEFAULTS),
+            ("train", "eval"),
+            _run=_ptuning("chatglm"),
         ),
     )
 }

@@ -23,7 +23,9 @@ ROLES = ("system", "user", "assistant", "observation")
 def _message(tokenizer: Any, role: Any, metadata: str, content: Any, where: str) -> list[int]:
     """The official ``build_single_message`` with its assertions turned into our errors."""
     if not isinstance(role, str) or role not in ROLES:
-        raise RecordError(f"{where}.role", f"unknown role {role!r} (the official code asserts system/user/assistant/observation/tool)")
+        raise RecordError(
+            f"{where}.role", f"unknown role {role!r} (the official code asserts system/user/assistant/observation/tool)"
+        )
     if type(content) is not str:
         raise RecordError(f"{where}.content", f"expected a string, got {type_name(content)}")
     return tokenizer.build_single_message(role, metadata, content)
@@ -52,8 +54,10 @@ def format_conversation(item: Any, tokenizer: Any) -> tuple[list[int], list[int]
     masks = [0, 0]
     offset = 1 if "tools" in item else 0
     for idx, conv in enumerate(conversations):
-        where = "tools" if conv is not None and isinstance(conv, dict) and conv.get("_inserted") else (
-            f"conversations[{idx - offset}]"
+        where = (
+            "tools"
+            if conv is not None and isinstance(conv, dict) and conv.get("_inserted")
+            else (f"conversations[{idx - offset}]")
         )
         if not isinstance(conv, dict):
             raise RecordError(where, f"expected a message object, got {type_name(conv)}")
@@ -74,7 +78,9 @@ def format_conversation(item: Any, tokenizer: Any) -> tuple[list[int], list[int]
             if not isinstance(params, dict):
                 raise RecordError(f"{where}.parameters", f"expected an object, got {type_name(params)}")
             code = format_tool_call_code("tool_call", params)
-            ids = tokenizer.build_single_message("assistant", f"{conv['name']}", TOOL_CALL_PREFIX + code + TOOL_CALL_SUFFIX)
+            ids = tokenizer.build_single_message(
+                "assistant", f"{conv['name']}", TOOL_CALL_PREFIX + code + TOOL_CALL_SUFFIX
+            )
             value = _loss(loss, where)
             tokens += ids
             masks += [value] * len(ids)

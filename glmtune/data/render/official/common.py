@@ -8,6 +8,7 @@ a batch is padded) is reproduced here, so the official modes do not depend on th
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -59,14 +60,16 @@ def pieces_to_ids(tokenizer: Any, tokens: list[Any]) -> list[int]:
     return out
 
 
-def encode_input(tokenizer: Any, text: Any, field: str) -> list[int]:
+def encode_input(
+    tokenizer: Any, text: Any, field: str, pieces: Callable[[Any, list[Any]], list[int]] = pieces_to_ids
+) -> list[int]:
     """``get_input_ids`` of a slow tokenizer: a string is tokenized, a list of strings is taken as pieces, a list
     of ints as ids; anything else is refused (the official code raised ``ValueError: Input ... is not valid``)."""
     if isinstance(text, str):
         return tokenizer.encode(text, add_special_tokens=False)
     if isinstance(text, (list, tuple)) and len(text) > 0 and isinstance(text[0], str):
         try:
-            return pieces_to_ids(tokenizer, list(text))
+            return pieces(tokenizer, list(text))
         except RecordError as e:
             raise RecordError(field, e.message) from None
     if isinstance(text, (list, tuple)) and len(text) > 0 and isinstance(text[0], int):

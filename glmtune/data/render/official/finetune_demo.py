@@ -35,7 +35,9 @@ def _checked(message: Any, where: str) -> tuple[str, Any]:
         raise RecordError(f"{where}.role", "missing")
     role = message["role"]
     if role == "tool":
-        raise RecordError(f"{where}.role", "tool turns are not supported by the official finetune_demo (NotImplementedError)")
+        raise RecordError(
+            f"{where}.role", "tool turns are not supported by the official finetune_demo (NotImplementedError)"
+        )
     if "content" not in message:
         raise RecordError(f"{where}.content", "missing")
     return role, message["content"]
@@ -99,7 +101,9 @@ def process_batch_eval(
                     out = [*ids[1:], tokenizer.eos_token_id]
                     if len(out) > max_output_length or len(input_ids) > max_input_length:
                         result.truncated.add(i)
-                    outputs.append({"input_ids": input_ids[:max_input_length] + ids[:1], "output_ids": out[:max_output_length]})
+                    outputs.append(
+                        {"input_ids": input_ids[:max_input_length] + ids[:1], "output_ids": out[:max_output_length]}
+                    )
                 input_ids += ids
         except RecordError as e:
             result.errors.append((i, e))

@@ -38,7 +38,9 @@ def select(records: list[Any], s: PtuningSettings, result: BatchResult) -> list[
     """The records the official loop keeps (``if prompt and response``), in its order of column look-ups."""
     batch = column_dict(records)
     if s.prompt_column not in batch:
-        raise BatchError([(i, RecordError(s.prompt_column, "missing (the prompt column)")) for i in range(len(records))])
+        raise BatchError(
+            [(i, RecordError(s.prompt_column, "missing (the prompt column)")) for i in range(len(records))]
+        )
     kept: list[Kept] = []
     errors = result.errors
     for i, query in enumerate(batch[s.prompt_column]):
@@ -118,8 +120,18 @@ def chatglm2_eval(records: list[Any], tokenizer: Any, s: PtuningSettings) -> Bat
             result.truncated.add(i)
     result.raise_errors()
     if not inputs:
-        raise BatchError([(0, RecordError("", "no record of this eval batch has both a prompt and a response "
-                                          "(the official code raises ValueError on the empty batch)"))])
+        raise BatchError(
+            [
+                (
+                    0,
+                    RecordError(
+                        "",
+                        "no record of this eval batch has both a prompt and a response "
+                        "(the official code raises ValueError on the empty batch)",
+                    ),
+                )
+            ]
+        )
     padded = pad_left(inputs, tokenizer.pad_token_id)
     for k in range(len(inputs)):
         labels = targets[k]
