@@ -22,7 +22,13 @@ from glmtune.errors import GlmtuneError
 
 SECTIONS = {"model": ModelConfig, "data": DataConfig, "method": MethodConfig, "training": GlmtuneTrainingArguments}
 # names older transformers (and the official YAMLs) use
-RENAMED_TRAINING_ARGS = {"evaluation_strategy": "eval_strategy", "no_cuda": "use_cpu", "warmup_ratio": "warmup_steps"}
+RENAMED_TRAINING_ARGS = {
+    "evaluation_strategy": "eval_strategy",
+    "no_cuda": "use_cpu",
+    "warmup_ratio": "warmup_steps",
+    "gradient_checkpointing": "activation_checkpointing",
+    "gradient_checkpointing_kwargs": "activation_checkpointing_kwargs",
+}
 LIST_FIELDS = {("data", "train"), ("data", "eval"), ("data", "test")}
 
 

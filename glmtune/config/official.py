@@ -49,7 +49,7 @@ def official_to_glmtune(raw: dict[str, Any], data_dir: Path, model_dir: Path, so
             raise GlmtuneError(f"{source}: {key} is required")
         data[key] = int(raw[key])
     data["max_length"] = data["max_input_length"] + data["max_output_length"] + 1
-    training.setdefault("gradient_checkpointing", True)
+    training.setdefault("activation_checkpointing", True)
     training.setdefault("remove_unused_columns", False)
     return {
         "model": {"path": str(model_dir)},

@@ -86,15 +86,17 @@ def train(cfg: TrainConfig) -> TrainResult:
         )
     model = loaded.model
     model.config.use_cache = False
-    model = methods.apply_method(model, family, cfg.method, bool(args.gradient_checkpointing))
+    model = methods.apply_method(model, family, cfg.method, bool(args.activation_checkpointing))
     if quant is None:
         methods.upcast_trainable(model)
     trainable, total = methods.count_parameters(model)
     if trainable == 0:
         raise GlmtuneError(f"method {cfg.method.name}: no trainable parameters")
     log.info("trainable parameters: %d / %d (%.2f%%)", trainable, total, 100 * trainable / total)
-    if args.gradient_checkpointing and not args.gradient_checkpointing_kwargs:
-        args.gradient_checkpointing_kwargs = {"use_reentrant": False}
+    if args.activation_checkpointing and not args.activation_checkpointing_kwargs:
+        args.activation_checkpointing_kwargs = {"use_reentrant": False}
+    if not torch.cuda.is_available():
+        args.dataloader_pin_memory = False
 
     # ---- data
     data = build_datasets(cfg, tokenizer, family)
