@@ -351,6 +351,10 @@ def webui_cmd(
 
 def main() -> None:
     """Entry point of the ``glmtune`` script."""
+    import warnings
+
+    # transformers 5 / peft deprecation notices about their own internals are not actionable for glmtune users
+    warnings.filterwarnings("ignore", category=FutureWarning, module=r"(transformers|peft)\.")
     try:
         app()
     except GlmtuneError as e:

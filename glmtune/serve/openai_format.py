@@ -1,0 +1,218 @@
+"""OpenAI chat requests -> the engine's messages and parameters; engine replies -> OpenAI response bodies.
+
+``tool`` messages become the family's observations; an assistant message's ``tool_calls`` are written in the
+family's own tool-call format (ChatGLM3 ``tool_call(...)`` code, GLM-4 ``name\\n{json}``), each call followed by
+its result, so the model sees exactly the conversation shape it was trained on.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+from dataclasses import dataclass
+from typing import Any
+
+from glmtune.families import Message, ToolCall
+from glmtune.infer.engine import Engine, GenerationParams, Reply
+from glmtune.serve.errors import APIError
+from glmtune.serve.schemas import ChatCompletionRequest, ChatMessage
+
+
+@dataclass
+class Defaults:
+    """Server-side defaults and limits for a request's generation parameters."""
+
+    temperature: float = 0.8
+    top_p: float = 0.8
+    max_tokens: int = 1024
+    max_tokens_limit: int | None = None
+
+
+@dataclass
+class Prepared:
+    """A validated request, ready for the batcher."""
+
+    prompt: list[int]
+    params: GenerationParams
+    tools_available: bool
+    presence_penalty: float
+    frequency_penalty: float
+
+
+def _call_of(call: Any, where: str) -> ToolCall:
+    try:
+        args = json.loads(call.function.arguments or "{}")
+    except json.JSONDecodeError as e:
+        raise APIError(
+            400, f"'{where}.function.arguments' is not valid JSON: {e.msg}", param=f"{where}.function.arguments"
+        ) from None
+    if not isinstance(args, dict):
+        raise APIError(400, f"'{where}.function.arguments' must be a JSON object", param=f"{where}.function.arguments")
+    return ToolCall(call.function.name, args)
+
+
+def to_messages(items: list[ChatMessage], engine: Engine) -> list[Message]:
+    """The conversation in glmtune's message form (observations interleaved after their calls)."""
+    family = engine.family
+    out: list[Message] = []
+    i = 0
+    while i < len(items):
+        m, where = items[i], f"messages.{i}"
+        i += 1
+        if (m.role == "tool" or m.tool_calls) and not family.supports_tools:
+            raise APIError(
+                400,
+                f"{family.title} has no tool-calling format; '{where}' uses tools",
+                param=where,
+                code="tools_not_supported",
+            )
+        if m.role in ("system", "developer"):
+            out.append({"role": "system", "content": m.text()})
+        elif m.role == "user":
+            out.append({"role": "user", "content": m.text()})
+        elif m.role == "tool":
+            out.append({"role": "observation", "content": m.text()})
+        elif not m.tool_calls:
+            out.append({"role": "assistant", "metadata": "", "content": m.text()})
+        else:
+            if m.text().strip():
+                out.append({"role": "assistant", "metadata": "", "content": m.text()})
+            results: list[ChatMessage] = []
+            while i < len(items) and items[i].role == "tool":
+                results.append(items[i])
+                i += 1
+            used: set[int] = set()
+            for j, call in enumerate(m.tool_calls):
+                out.append(family.format_tool_call(_call_of(call, f"{where}.tool_calls.{j}")))
+                match = next(
+                    (
+                        k
+                        for k, r in enumerate(results)
+                        if k not in used and call.id is not None and r.tool_call_id == call.id
+                    ),
+                    None,
+                )
+                if match is None:  # results without ids answer the calls in order
+                    match = next(
+                        (k for k in range(len(results)) if k not in used and results[k].tool_call_id is None), None
+                    )
+                if match is not None:
+                    used.add(match)
+                    out.append({"role": "observation", "content": results[match].text()})
+            out += [{"role": "observation", "content": r.text()} for k, r in enumerate(results) if k not in used]
+    return out
+
+
+def _tools(req: ChatCompletionRequest, engine: Engine) -> list[dict[str, Any]] | None:
+    if not req.tools:
+        if req.tool_choice not in (None, "none", "auto"):
+            raise APIError(400, "'tool_choice' needs 'tools'", param="tool_choice")
+        return None
+    if not engine.family.supports_tools:
+        raise APIError(
+            400,
+            f"{engine.family.title} has no tool-calling format; 'tools' is not supported",
+            param="tools",
+            code="tools_not_supported",
+        )
+    tools = [t.model_dump(exclude_none=True) for t in req.tools]
+    choice = req.tool_choice
+    if choice == "none":
+        return None
+    if choice is not None and not isinstance(choice, str):
+        named = [t for t in tools if t["function"]["name"] == choice.function.name]
+        if not named:
+            raise APIError(
+                400,
+                f"tool_choice names function {choice.function.name!r}, which is not in 'tools'",
+                param="tool_choice",
+            )
+        return named
+    return tools
+
+
+def prepare(req: ChatCompletionRequest, engine: Engine, context: int, defaults: Defaults) -> Prepared:
+    """Validate ``req`` against the model and render its prompt (raises :class:`APIError`)."""
+    if req.n not in (None, 1):
+        raise APIError(400, "Only n=1 is supported.", param="n", code="unsupported_value")
+    if req.logprobs:
+        raise APIError(400, "logprobs are not supported.", param="logprobs", code="unsupported_value")
+    stop = req.stop_list()
+    if len(stop) > 4:
+        raise APIError(400, "At most 4 stop sequences are allowed.", param="stop")
+    tools = _tools(req, engine)
+    messages = to_messages(req.messages, engine)
+    try:
+        prompt = engine.prompt_ids(engine.build_messages(messages, tools))
+    except ValueError as e:
+        raise APIError(400, f"{engine.family.title} cannot render this conversation: {e}", param="messages") from None
+    room = context - len(prompt)
+    asked = req.max_completion_tokens or req.max_tokens
+    limit = min(room, defaults.max_tokens_limit or room)
+    if room < 1 or (asked is not None and asked > limit):
+        wanted = len(prompt) + (asked or 1)
+        raise APIError(
+            400,
+            f"This model's maximum context length is {context} tokens. However, you requested "
+            f"{wanted} tokens ({len(prompt)} in the messages, {asked or 1} in the completion)"
+            + (f"; this server allows at most {limit} completion tokens" if room >= 1 else "")
+            + ". Please reduce the length of the messages or completion.",
+            param="max_tokens" if room >= 1 else "messages",
+            code="context_length_exceeded",
+        )
+    temperature = defaults.temperature if req.temperature is None else req.temperature
+    params = GenerationParams(
+        max_new_tokens=asked or min(defaults.max_tokens, limit),
+        temperature=temperature,
+        top_p=defaults.top_p if req.top_p is None else req.top_p,
+        do_sample=temperature > 0,
+        seed=req.seed,
+        stop=stop,
+    )
+    return Prepared(prompt, params, bool(tools), req.presence_penalty or 0.0, req.frequency_penalty or 0.0)
+
+
+# ---------------------------------------------------------------------------------------------- responses
+def new_id(prefix: str) -> str:
+    return f"{prefix}{secrets.token_hex(12)}"
+
+
+def tool_calls_json(calls: list[ToolCall]) -> list[dict[str, Any]]:
+    return [
+        {"id": new_id("call_"), "type": "function", "function": {"name": c.name, "arguments": c.to_json()}}
+        for c in calls
+    ]
+
+
+def usage(reply: Reply) -> dict[str, int]:
+    return {
+        "prompt_tokens": reply.prompt_tokens,
+        "completion_tokens": reply.completion_tokens,
+        "total_tokens": reply.prompt_tokens + reply.completion_tokens,
+    }
+
+
+def completion(reply: Reply, cid: str, created: int, model: str) -> dict[str, Any]:
+    """A ``chat.completion`` body."""
+    message: dict[str, Any] = {"role": "assistant", "content": reply.text}
+    if reply.tool_calls:
+        message = {"role": "assistant", "content": None, "tool_calls": tool_calls_json(reply.tool_calls)}
+    return {
+        "id": cid,
+        "object": "chat.completion",
+        "created": created,
+        "model": model,
+        "choices": [{"index": 0, "message": message, "logprobs": None, "finish_reason": reply.finish_reason}],
+        "usage": usage(reply),
+    }
+
+
+def chunk(cid: str, created: int, model: str, delta: dict[str, Any], finish: str | None = None) -> dict[str, Any]:
+    """A ``chat.completion.chunk`` body with one choice."""
+    return {
+        "id": cid,
+        "object": "chat.completion.chunk",
+        "created": created,
+        "model": model,
+        "choices": [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}],
+    }
