@@ -48,8 +48,9 @@ class PrefixAttention(modeling_glm.GlmAttention):
     prefix_kv: tuple[torch.Tensor, torch.Tensor] | None = None
 
     def forward(self, hidden_states, position_embeddings=None, attention_mask=None, past_key_values=None, **kwargs):
+        cache = kwargs.pop("cache", None) or past_key_values  # transformers >= 5.24 names it `cache`
         if self.prefix_kv is None:
-            return super().forward(hidden_states, position_embeddings, attention_mask, past_key_values, **kwargs)
+            return super().forward(hidden_states, position_embeddings, attention_mask, cache, **kwargs)
         input_shape = hidden_states.shape[:-1]
         hidden_shape = (*input_shape, -1, self.head_dim)
         q = self.q_proj(hidden_states).view(hidden_shape).transpose(1, 2)
@@ -57,8 +58,8 @@ class PrefixAttention(modeling_glm.GlmAttention):
         v = self.v_proj(hidden_states).view(hidden_shape).transpose(1, 2)
         cos, sin = position_embeddings
         q, k = modeling_glm.apply_rotary_pos_emb(q, k, cos, sin)
-        if past_key_values is not None:
-            k, v = past_key_values.update(k, v, self.layer_idx)
+        if cache is not None:
+            k, v = cache.update(k, v, self.layer_idx)
         pk, pv = self.prefix_kv
         k = torch.cat([pk.to(k.dtype), k], dim=2)
         v = torch.cat([pv.to(v.dtype), v], dim=2)

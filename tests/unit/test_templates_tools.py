@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import keyword
 from pathlib import Path
 
 import pytest
@@ -76,7 +77,7 @@ def test_chatglm2_rounds_prompt() -> None:
 
 
 args_values = st.dictionaries(
-    st.from_regex(r"[a-z_][a-z0-9_]{0,8}", fullmatch=True),
+    st.from_regex(r"[a-z_][a-z0-9_]{0,8}", fullmatch=True).filter(lambda s: not keyword.iskeyword(s)),
     st.one_of(
         st.integers(),
         st.floats(allow_nan=False, allow_infinity=False),
