@@ -171,3 +171,30 @@ def test_adapter_for_another_base_is_refused(adapter: Path) -> None:
     other = fixtures_dir("model", "chatglm3", "ckpt")  # hidden size 32, the adapter was made for 64
     with pytest.raises(GlmtuneError, match="does not fit this base model"):
         load_for_inference(other, adapter)
+
+
+@pytest.mark.parametrize("family", ["chatglm", "chatglm2", "chatglm3", "glm4"])
+def test_ptuning_checkpoint_round_trips_every_family(family: str, tmp_path: Path) -> None:
+    """A P-Tuning v2 prefix saved in the official format loads for chat and exports in both layouts."""
+    from glmtune.config.schema import MethodConfig
+    from glmtune.model.convert import save_model
+    from glmtune.model.export import save_prefix_checkpoint
+    from glmtune.train.methods import apply_method
+
+    base = make_tiny(family, tmp_path / "base")
+    loaded = glmtune.load(base, dtype="fp32")
+    model = apply_method(loaded.model, loaded.family, MethodConfig(name="ptuning-v2", pre_seq_len=4), False)
+    torch.manual_seed(0)
+    for p in model.prefix_encoder.parameters():
+        p.data.normal_(0, 0.5)
+    model.eval()
+    ids = torch.tensor([loaded.family.render_chat(loaded.tokenizer, [{"role": "user", "content": "你好"}])])
+    reference = _logits(model, ids)
+    save_prefix_checkpoint(model, tmp_path / "prefix", loaded.family)
+    again = load_for_inference(base, tmp_path / "prefix", dtype="fp32")
+    assert (_logits(again.model, ids) - reference).abs().max().item() <= 1e-5
+    Engine(again).chat("你好", params=GenerationParams(max_new_tokens=4, do_sample=False))
+    for layout in ("native", "original"):
+        out = save_model(again, tmp_path / layout, layout=layout)
+        exported = glmtune.load(out, dtype="fp32")
+        assert (_logits(exported.model, ids) - reference).abs().max().item() <= 1e-5, layout
