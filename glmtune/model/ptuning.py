@@ -48,7 +48,9 @@ class PrefixAttention(modeling_glm.GlmAttention):
     prefix_kv: tuple[torch.Tensor, torch.Tensor] | None = None
 
     def forward(self, hidden_states, position_embeddings=None, attention_mask=None, past_key_values=None, **kwargs):
-        cache = kwargs.pop("cache", None) or past_key_values  # transformers >= 5.24 names it `cache`
+        cache = kwargs.pop("cache", None)  # transformers >= 5.24 names it `cache` (an empty cache is falsy)
+        if cache is None:
+            cache = past_key_values
         if self.prefix_kv is None:
             return super().forward(hidden_states, position_embeddings, attention_mask, cache, **kwargs)
         input_shape = hidden_states.shape[:-1]
