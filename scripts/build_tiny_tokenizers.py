@@ -306,8 +306,14 @@ def sha256(path: Path) -> str:
 
 
 # ----------------------------------------------------------------------------------------------- main
-def build(out: Path, examples_dir: Path = EXAMPLES, extra_text: Path = EXTRA_TEXT, glm4_ranks: int = GLM4_RANKS,
-          chatglm_vocab: int = CHATGLM_SP_VOCAB, ice_vocab: int = ICE_TEXT_VOCAB) -> dict[str, str]:
+def build(
+    out: Path,
+    examples_dir: Path = EXAMPLES,
+    extra_text: Path = EXTRA_TEXT,
+    glm4_ranks: int = GLM4_RANKS,
+    chatglm_vocab: int = CHATGLM_SP_VOCAB,
+    ice_vocab: int = ICE_TEXT_VOCAB,
+) -> dict[str, str]:
     """Write every generated file and SHA256SUMS into ``out``; return ``{file name: sha256}``."""
     out.mkdir(parents=True, exist_ok=True)
     corpus = build_corpus(examples_dir, extra_text)

@@ -131,8 +131,12 @@ def test_tokenizer_meta(tok: Any) -> None:
         got = getattr(tok, key) if key.endswith("_id") else tok.convert_tokens_to_ids(name)
         assert got == value, key
     assert [tok.get_command(t) for t in ("[MASK]", "[gMASK]", "[sMASK]", "<sop>", "<eop>")] == [
-        TOK["special_ids"]["mask_token_id"], TOK["special_ids"]["gmask_token_id"], TOK["special_ids"]["sMASK"],
-        TOK["special_ids"]["bos_token_id"], TOK["special_ids"]["eos_token_id"]]
+        TOK["special_ids"]["mask_token_id"],
+        TOK["special_ids"]["gmask_token_id"],
+        TOK["special_ids"]["sMASK"],
+        TOK["special_ids"]["bos_token_id"],
+        TOK["special_ids"]["eos_token_id"],
+    ]
 
 
 @pytest.mark.parametrize("case", TOK["cases"], ids=_ids(TOK["cases"]))
@@ -328,9 +332,21 @@ def test_save_original_round_trip(base: Any, tmp_path: Path) -> None:
         assert torch.equal(saved[key], ref.to(saved[key].dtype)), key
     config = json.loads((out / "config.json").read_text())
     official = json.loads((CKPT / "config.json").read_text())
-    for key in ("vocab_size", "hidden_size", "num_layers", "num_attention_heads", "inner_hidden_size",
-                "bos_token_id", "eos_token_id", "mask_token_id", "gmask_token_id", "pad_token_id",
-                "max_sequence_length", "position_encoding_2d", "layernorm_epsilon"):
+    for key in (
+        "vocab_size",
+        "hidden_size",
+        "num_layers",
+        "num_attention_heads",
+        "inner_hidden_size",
+        "bos_token_id",
+        "eos_token_id",
+        "mask_token_id",
+        "gmask_token_id",
+        "pad_token_id",
+        "max_sequence_length",
+        "position_encoding_2d",
+        "layernorm_epsilon",
+    ):
         assert config[key] == official[key], key
     again = load_v1_model(out)
     _assert_same_state(base, again)
@@ -358,8 +374,13 @@ def test_projection_prefix_matches_its_table(tok: Any) -> None:
     """prefix_projection=True (trans.0/trans.2) equals a plain prefix holding the projected table."""
     proj, plain = load_v1_model(CKPT), load_v1_model(CKPT)
     encoder = proj.enable_ptuning(8, prefix_projection=True)
-    assert sorted(encoder.state_dict()) == ["embedding.weight", "trans.0.bias", "trans.0.weight", "trans.2.bias",
-                                            "trans.2.weight"]
+    assert sorted(encoder.state_dict()) == [
+        "embedding.weight",
+        "trans.0.bias",
+        "trans.0.weight",
+        "trans.2.bias",
+        "trans.2.weight",
+    ]
     plain.enable_ptuning(8)
     with torch.no_grad():
         plain.transformer.prefix_encoder.embedding.weight.copy_(encoder(torch.arange(8)))
@@ -406,8 +427,9 @@ def test_non_bool_masks_and_bad_positions(base: Any, tok: Any) -> None:
         base(ids, position_ids=torch.zeros(1, 3, ids.shape[1], dtype=torch.long))
     # generate drops a non-bool mask (as the official code) and rebuilds it from the ids
     plain = base.generate(ids, do_sample=False, max_new_tokens=4)
-    assert torch.equal(base.generate(ids, attention_mask=torch.ones_like(ids), do_sample=False, max_new_tokens=4),
-                       plain)
+    assert torch.equal(
+        base.generate(ids, attention_mask=torch.ones_like(ids), do_sample=False, max_new_tokens=4), plain
+    )
 
 
 def test_stream_chat_can_stop_early(base: Any, tok: Any) -> None:
@@ -430,8 +452,10 @@ def _broken_copy(tmp_path: Path) -> Path:
     return work
 
 
-@pytest.mark.parametrize("breakage", ["no_config", "no_weights", "missing_shard", "truncated_shard",
-                                      "shape_mismatch", "missing_tensor", "garbage_bin"])
+@pytest.mark.parametrize(
+    "breakage",
+    ["no_config", "no_weights", "missing_shard", "truncated_shard", "shape_mismatch", "missing_tensor", "garbage_bin"],
+)
 def test_load_errors_are_one_clear_line(tmp_path: Path, breakage: str) -> None:
     work = _broken_copy(tmp_path)
     shards = sorted(work.glob("model-*.safetensors"))

@@ -116,8 +116,13 @@ def test_ice_text_layout() -> None:
     assert 1000 <= n <= 3000 and model.trainer_spec.model_type == sp_pb.TrainerSpec.UNIGRAM
     assert model.normalizer_spec.name == "nmt_nfkc" and model.trainer_spec.byte_fallback
     assert pieces[:6] == ["<unk>", "<s>", "</s>", "<pad>", "<n>", "▁"]
-    assert [p.type for p in model.pieces[:5]] == [kinds.UNKNOWN, kinds.CONTROL, kinds.CONTROL, kinds.CONTROL,
-                                                  kinds.USER_DEFINED]
+    assert [p.type for p in model.pieces[:5]] == [
+        kinds.UNKNOWN,
+        kinds.CONTROL,
+        kinds.CONTROL,
+        kinds.CONTROL,
+        kinds.USER_DEFINED,
+    ]
     assert all(p.type == kinds.NORMAL for p in model.pieces[5:n])
     control = ["[MASK]", "[gMASK]", "[sMASK]", "<unused_0>", "<sop>", "<eop>", "<ENC>", "<dBLOCK>"]
     user = ["<|tab|>", *(f"<|blank_{k}|>" for k in range(2, 81))]

@@ -23,8 +23,12 @@ def tok() -> ChatGLMv1Tokenizer:
 
 @pytest.mark.parametrize(
     ("spaces", "pieces"),
-    [(2, ["<|blank_2|>"]), (80, ["<|blank_80|>"]), (81, ["<|blank_80|>", "▁"]),
-     (163, ["<|blank_80|>", "<|blank_80|>", "<|blank_3|>"])],
+    [
+        (2, ["<|blank_2|>"]),
+        (80, ["<|blank_80|>"]),
+        (81, ["<|blank_80|>", "▁"]),
+        (163, ["<|blank_80|>", "<|blank_80|>", "<|blank_3|>"]),
+    ],
 )
 def test_blank_runs(tok: ChatGLMv1Tokenizer, spaces: int, pieces: list[str]) -> None:
     """Longest blank first, as the official loop replacing 80..2 spaces in turn."""
@@ -81,8 +85,7 @@ def test_clear_errors(tok: ChatGLMv1Tokenizer) -> None:
 
 
 def test_commands_and_text_encoding(tok: ChatGLMv1Tokenizer) -> None:
-    assert [tok.get_command(t) for t in ("[MASK]", "[gMASK]", "[sMASK]", "<sop>", "<eop>")] == [670, 671, 672, 674,
-                                                                                             675]
+    assert [tok.get_command(t) for t in ("[MASK]", "[gMASK]", "[sMASK]", "<sop>", "<eop>")] == [670, 671, 672, 674, 675]
     assert tok.encode_text("hi") == [5, 398, 165]
     assert tok.encode_text("hi", add_dummy_prefix=False) == [398, 165]
     assert tok.get_special_tokens_mask([5, 6], [7]) == [0, 0, 1, 1, 0, 1]

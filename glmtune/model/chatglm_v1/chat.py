@@ -41,13 +41,25 @@ def build_prompt(query: str, history: Sequence[Sequence[str]] | None = None) -> 
 
 
 def _gen_kwargs(
-    max_length: int, num_beams: int, do_sample: bool, top_p: float, temperature: float,
-    logits_processor: LogitsProcessorList | None, kwargs: dict[str, Any],
+    max_length: int,
+    num_beams: int,
+    do_sample: bool,
+    top_p: float,
+    temperature: float,
+    logits_processor: LogitsProcessorList | None,
+    kwargs: dict[str, Any],
 ) -> dict[str, Any]:
     processors = LogitsProcessorList(list(logits_processor or []))  # the official code appended to the caller's
     processors.append(InvalidScoreLogitsProcessor())
-    out: dict[str, Any] = {"max_length": max_length, "num_beams": num_beams, "do_sample": do_sample,
-                           "top_p": top_p, "temperature": temperature, "logits_processor": processors, **kwargs}
+    out: dict[str, Any] = {
+        "max_length": max_length,
+        "num_beams": num_beams,
+        "do_sample": do_sample,
+        "top_p": top_p,
+        "temperature": temperature,
+        "logits_processor": processors,
+        **kwargs,
+    }
     if "max_new_tokens" in kwargs:  # takes precedence anyway; dropping max_length only silences a warning
         out.pop("max_length")
     if not out["do_sample"]:  # no effect on greedy/beam search; transformers 5 warns about them
@@ -82,7 +94,7 @@ def chat(
     inputs = _inputs(model, tokenizer, query, history)
     gen = _gen_kwargs(max_length, num_beams, do_sample, top_p, temperature, logits_processor, kwargs)
     outputs = model.generate(**inputs, **gen)
-    new_ids = outputs.tolist()[0][inputs["input_ids"].shape[1]:]
+    new_ids = outputs.tolist()[0][inputs["input_ids"].shape[1] :]
     response = process_response_v1(tokenizer.decode(new_ids))
     return response, _history(history, query, response)
 

@@ -9,9 +9,23 @@ from transformers import PreTrainedConfig
 
 # the keys the official configuration_chatglm.py reads (and writes back in the original layout)
 OFFICIAL_KEYS = (
-    "vocab_size", "hidden_size", "num_layers", "num_attention_heads", "layernorm_epsilon", "use_cache",
-    "bos_token_id", "eos_token_id", "mask_token_id", "gmask_token_id", "pad_token_id", "max_sequence_length",
-    "inner_hidden_size", "position_encoding_2d", "quantization_bit", "pre_seq_len", "prefix_projection",
+    "vocab_size",
+    "hidden_size",
+    "num_layers",
+    "num_attention_heads",
+    "layernorm_epsilon",
+    "use_cache",
+    "bos_token_id",
+    "eos_token_id",
+    "mask_token_id",
+    "gmask_token_id",
+    "pad_token_id",
+    "max_sequence_length",
+    "inner_hidden_size",
+    "position_encoding_2d",
+    "quantization_bit",
+    "pre_seq_len",
+    "prefix_projection",
 )
 
 
@@ -62,8 +76,10 @@ class ChatGLMv1Config(PreTrainedConfig):
         if self.head_dim % 4 and self.position_encoding_2d:
             raise ValueError(f"{where}: head dim {self.head_dim} must be a multiple of 4 for the 2D rotary embedding")
         if self.quantization_bit:
-            raise ValueError(f"{where}: quantization_bit {self.quantization_bit}: quantized v1 checkpoints "
-                             "(chatglm-6b-int4/int8) are not supported; use the fp16 checkpoint")
+            raise ValueError(
+                f"{where}: quantization_bit {self.quantization_bit}: quantized v1 checkpoints "
+                "(chatglm-6b-int4/int8) are not supported; use the fp16 checkpoint"
+            )
 
     def to_official_dict(self) -> dict[str, Any]:
         """The original THUDM ``config.json`` (model_type ``chatglm``, official keys only)."""

@@ -26,8 +26,14 @@ from glmtune.model.checkpoint_files import find_weight_files
 
 ROTARY_BUFFER = "attention.rotary_emb.inv_freq"
 OFFICIAL_PREFIX = "transformer.prefix_encoder."
-DTYPES = {"float32": torch.float32, "fp32": torch.float32, "bfloat16": torch.bfloat16, "bf16": torch.bfloat16,
-          "float16": torch.float16, "fp16": torch.float16}
+DTYPES = {
+    "float32": torch.float32,
+    "fp32": torch.float32,
+    "bfloat16": torch.bfloat16,
+    "bf16": torch.bfloat16,
+    "float16": torch.float16,
+    "fp16": torch.float16,
+}
 
 
 def _resolve_dtype(dtype: str | torch.dtype, config: dict[str, Any], where: Path) -> torch.dtype:
@@ -96,7 +102,7 @@ def load_v1_model(
             if key.endswith(ROTARY_BUFFER) or key == "lm_head.weight":
                 continue
             if key.startswith(OFFICIAL_PREFIX):
-                prefix_state[key[len(OFFICIAL_PREFIX):]] = tensor
+                prefix_state[key[len(OFFICIAL_PREFIX) :]] = tensor
                 continue
             if key not in expected:
                 raise GlmtuneError(f"{path}: {key}: unexpected tensor for ChatGLM-6B")
@@ -140,7 +146,7 @@ def load_v1_prefix(model: ChatGLMv1ForCausalLM, ptuning_dir: str | Path) -> Chat
     if not weights.is_file():
         raise GlmtuneError(f"{weights}: missing (the official trainer saves the prefix encoder there)")
     state = _read_file(weights)
-    prefix = {k[len(OFFICIAL_PREFIX):]: v for k, v in state.items() if k.startswith(OFFICIAL_PREFIX)}
+    prefix = {k[len(OFFICIAL_PREFIX) :]: v for k, v in state.items() if k.startswith(OFFICIAL_PREFIX)}
     if not prefix:
         raise GlmtuneError(f"{weights}: holds no {OFFICIAL_PREFIX}* tensors")
     model.enable_ptuning(int(config["pre_seq_len"]), bool(config.get("prefix_projection", False)))
@@ -156,8 +162,10 @@ def save_v1_prefix(model: ChatGLMv1ForCausalLM, directory: str | Path) -> Path:
         raise GlmtuneError(f"{directory}: the model has no P-Tuning prefix to save")
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
-    state = {OFFICIAL_PREFIX + k: v.detach().cpu().contiguous()
-             for k, v in model.transformer.prefix_encoder.state_dict().items()}
+    state = {
+        OFFICIAL_PREFIX + k: v.detach().cpu().contiguous()
+        for k, v in model.transformer.prefix_encoder.state_dict().items()
+    }
     config = model.config.to_official_dict()
     base = Path(str(getattr(model.config, "_name_or_path", "") or ""))
     if str(base) not in ("", ".") and base.is_dir():  # the official trainer records the base model here

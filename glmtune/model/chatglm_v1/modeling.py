@@ -193,8 +193,13 @@ class ChatGLMv1Model(ChatGLMv1PreTrainedModel):
                 all_hidden += (hidden,)
             pk, pv = prefix[i] if prefix is not None else (None, None)
             hidden, probs = layer(
-                hidden, position_ids, attention_mask, pk, pv,
-                past_key_values=past_key_values, output_attentions=bool(output_attentions),
+                hidden,
+                position_ids,
+                attention_mask,
+                pk,
+                pv,
+                past_key_values=past_key_values,
+                output_attentions=bool(output_attentions),
             )
             if output_attentions:
                 all_attn += (probs,)
@@ -292,9 +297,15 @@ class ChatGLMv1ForCausalLM(ChatGLMv1PreTrainedModel, GenerationMixin):
         logits_to_keep: int = 0,
     ) -> CausalLMOutputWithPast | tuple:
         out = self.transformer(
-            input_ids=input_ids, position_ids=position_ids, attention_mask=attention_mask,
-            past_key_values=past_key_values, inputs_embeds=inputs_embeds, use_cache=use_cache,
-            output_attentions=output_attentions, output_hidden_states=output_hidden_states, return_dict=True,
+            input_ids=input_ids,
+            position_ids=position_ids,
+            attention_mask=attention_mask,
+            past_key_values=past_key_values,
+            inputs_embeds=inputs_embeds,
+            use_cache=use_cache,
+            output_attentions=output_attentions,
+            output_hidden_states=output_hidden_states,
+            return_dict=True,
         )
         hidden = out.last_hidden_state
         if logits_to_keep and labels is None:
@@ -308,8 +319,11 @@ class ChatGLMv1ForCausalLM(ChatGLMv1PreTrainedModel, GenerationMixin):
                 shift_logits.view(-1, shift_logits.size(-1)), shift_labels.view(-1), ignore_index=-100
             ).to(hidden.dtype)
         result = CausalLMOutputWithPast(
-            loss=loss, logits=logits, past_key_values=out.past_key_values,
-            hidden_states=out.hidden_states, attentions=out.attentions,
+            loss=loss,
+            logits=logits,
+            past_key_values=out.past_key_values,
+            hidden_states=out.hidden_states,
+            attentions=out.attentions,
         )
         return result if return_dict is not False else result.to_tuple()
 
@@ -354,16 +368,24 @@ class ChatGLMv1ForCausalLM(ChatGLMv1PreTrainedModel, GenerationMixin):
                 seq = input_ids.shape[1]
                 ctx = [_first_index(r, self.config.bos_token_id, "<sop>", i) for i, r in enumerate(rows)]
                 pairs = [[m, seq - c] for m, c in zip(mask_positions, ctx, strict=True)]
-                positions = torch.tensor(pairs if self.config.position_encoding_2d else mask_positions,
-                                         dtype=torch.long, device=input_ids.device).unsqueeze(-1)
+                positions = torch.tensor(
+                    pairs if self.config.position_encoding_2d else mask_positions,
+                    dtype=torch.long,
+                    device=input_ids.device,
+                ).unsqueeze(-1)
         else:
             ids = input_ids
             mask = v1_attention_mask if v1_attention_mask is not None else self.get_masks(input_ids)
             positions = v1_position_ids
             if positions is None:
                 positions = self.get_position_ids(input_ids, mask_positions)
-        inputs = {"input_ids": ids, "past_key_values": past_key_values, "attention_mask": mask,
-                  "position_ids": positions, "use_cache": use_cache}
+        inputs = {
+            "input_ids": ids,
+            "past_key_values": past_key_values,
+            "attention_mask": mask,
+            "position_ids": positions,
+            "use_cache": use_cache,
+        }
         for key in ("output_attentions", "output_hidden_states", "logits_to_keep"):
             if key in kwargs:
                 inputs[key] = kwargs[key]

@@ -30,7 +30,7 @@ def load_prefix_state_v1(model: Any, directory: str | Path) -> None:
     if not weights.is_file():
         raise GlmtuneError(f"{weights}: missing (the official trainer saves the prefix encoder there)")
     state = _read_file(weights)
-    prefix = {k[len(OFFICIAL_PREFIX):]: v for k, v in state.items() if k.startswith(OFFICIAL_PREFIX)}
+    prefix = {k[len(OFFICIAL_PREFIX) :]: v for k, v in state.items() if k.startswith(OFFICIAL_PREFIX)}
     if not prefix:
         raise GlmtuneError(f"{weights}: holds no {OFFICIAL_PREFIX}* tensors")
     _load_prefix_state(model, prefix, weights)
