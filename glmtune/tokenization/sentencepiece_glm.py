@@ -19,10 +19,12 @@ from typing import Any
 
 from sentencepiece import SentencePieceProcessor
 
+from glmtune.families.chatglm2 import CHATGLM2
+from glmtune.families.chatglm3 import CHATGLM3
 from glmtune.tokenization.base import GLMTokenizerBase, PrefixTokenizerMixin
 
-BASE_SPECIAL_TOKENS = ("[MASK]", "[gMASK]", "[sMASK]", "sop", "eop")
-ROLE_TOKENS = ("<|system|>", "<|user|>", "<|assistant|>", "<|observation|>")
+BASE_SPECIAL_TOKENS = CHATGLM2.special_tokens  # declared once, in the families
+ROLE_TOKENS = CHATGLM3.special_tokens[len(BASE_SPECIAL_TOKENS) :]
 
 
 class SentencePieceGLMTokenizer(PrefixTokenizerMixin, GLMTokenizerBase):

@@ -16,28 +16,14 @@ from typing import Any
 
 import tiktoken
 
+from glmtune.families.glm4 import GLM4
 from glmtune.tokenization.base import GLMTokenizerBase, PrefixTokenizerMixin
 
 GLM4_PATTERN = (
     r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*"
     r"|\s*[\r\n]+|\s+(?!\S)|\s+"
 )
-GLM4_SPECIAL_TOKENS = (
-    "<|endoftext|>",
-    "[MASK]",
-    "[gMASK]",
-    "[sMASK]",
-    "<sop>",
-    "<eop>",
-    "<|system|>",
-    "<|user|>",
-    "<|assistant|>",
-    "<|observation|>",
-    "<|begin_of_image|>",
-    "<|end_of_image|>",
-    "<|begin_of_video|>",
-    "<|end_of_video|>",
-)
+GLM4_SPECIAL_TOKENS = GLM4.special_tokens  # declared once, in the family
 ROLES = ("system", "user", "assistant", "observation")
 
 
@@ -156,8 +142,6 @@ class GLM4Tokenizer(PrefixTokenizerMixin, GLMTokenizerBase):
 
     def _render_template(self, conversation: Any, *args: Any, **kwargs: Any) -> str | list[str]:
         """The official template rendered as under transformers 4.40 (jinja's tojson, trim/lstrip blocks)."""
-        from glmtune.families.glm4 import GLM4
-
         add = bool(kwargs.get("add_generation_prompt", False))
         batched = bool(conversation) and isinstance(conversation[0], (list, tuple))
         texts = [
