@@ -7,7 +7,6 @@ Nothing in the directory is imported; ``.bin`` files load with ``weights_only=Tr
 
 from __future__ import annotations
 
-import json
 import logging
 from dataclasses import dataclass
 from pathlib import Path
@@ -211,12 +210,3 @@ def _match_official_embedding(model: Any) -> None:
     emb = model.get_input_embeddings()
     if getattr(emb, "padding_idx", None) is not None:
         emb.padding_idx = None
-
-
-def read_json(path: Path) -> dict[str, Any]:
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise GlmtuneError(f"{path}: missing") from None
-    except json.JSONDecodeError as e:
-        raise GlmtuneError(f"{path}:{e.lineno}: invalid JSON: {e.msg}") from None
