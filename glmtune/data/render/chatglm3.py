@@ -11,10 +11,10 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from glmtune.data.record import Message, Record
-from glmtune.data.render.base import Encoder, Plan, Renderer, Turn, sentencepiece_encoder
+from glmtune.data.record import Message
+from glmtune.data.render.base import Encoder, Piece, Turn, sentencepiece_encoder
+from glmtune.data.render.roles import RoleRenderer
 from glmtune.data.validate import loss_flag
-from glmtune.families import ToolCall
 
 TOOL_PROMPT = "Answer the following questions as best as you can. You have access to the following tools:\n"
 
@@ -29,7 +29,7 @@ def chatglm3_tools(tools: list[Any]) -> list[Any]:
     return [t["function"] if t.get("type") == "function" and isinstance(t.get("function"), dict) else t for t in tools]
 
 
-class ChatGLM3Renderer(Renderer):
+class ChatGLM3Renderer(RoleRenderer):
     family_name = "chatglm3"
 
     def make_encoder(self) -> Encoder:
@@ -51,24 +51,17 @@ class ChatGLM3Renderer(Renderer):
             text = self._prompts[key] = tool_prompt(chatglm3_tools(tools))
         return text
 
-    def plan(self, record: Record) -> Plan:
-        turns: list[Turn] = []
-        if record.tools:
-            turns.append(Turn(self.role_ids["system"], ["\n", self.tools_text(record.tools)], False))
-        for m in record.messages:
-            turns += self.message_turns(m)
-        return Plan(self.prefix, turns, self.end)
+    def tools_turns(self, tools: list[Any]) -> list[Turn]:
+        return [Turn(self.role_ids["system"], ["\n", self.tools_text(tools)], False)]
+
+    def body(self, metadata: str, content: str) -> list[Piece]:
+        return [f"{metadata}\n", content]
 
     def message_turns(self, m: Message) -> list[Turn]:
         role = m["role"]
         if role == "assistant" and m.get("tool_calls"):
-            loss = loss_flag(m)
-            out = []
-            for call in m["tool_calls"]:
-                msg = self.family.format_tool_call(ToolCall(call["name"], call["arguments"]))
-                out.append(Turn(self.role_ids["assistant"], [f"{msg['metadata']}\n", msg["content"]], loss))
-            return out
+            return self.tool_call_turns(m)
         content = m["content"]
         if role == "system" and m.get("tools") is not None:
             content = content + "\n" + json.dumps(m["tools"], indent=4, ensure_ascii=False)
-        return [Turn(self.role_ids[role], [f"{m.get('metadata') or ''}\n", content], loss_flag(m))]
+        return [Turn(self.role_ids[role], self.body(m.get("metadata") or "", content), loss_flag(m))]

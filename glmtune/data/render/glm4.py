@@ -11,10 +11,10 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from glmtune.data.record import Message, Record
-from glmtune.data.render.base import Encoder, Plan, Renderer, Turn
+from glmtune.data.record import Message
+from glmtune.data.render.base import Encoder, Piece, Turn
+from glmtune.data.render.roles import RoleRenderer
 from glmtune.data.validate import loss_flag
-from glmtune.families import ToolCall
 
 
 def glm4_tools(tools: list[Any]) -> list[Any]:
@@ -22,7 +22,7 @@ def glm4_tools(tools: list[Any]) -> list[Any]:
     return [t if "type" in t else {"type": "function", "function": t} for t in tools]
 
 
-class GLM4Renderer(Renderer):
+class GLM4Renderer(RoleRenderer):
     family_name = "glm4"
 
     def __init__(self, tokenizer: Any, family: Any) -> None:
@@ -53,27 +53,20 @@ class GLM4Renderer(Renderer):
             self._tool_blocks[key] = tuple(ids[3:])
         return self._tool_blocks[key]
 
-    def plan(self, record: Record) -> Plan:
-        turns: list[Turn] = []
-        if record.tools:
-            turns.append(Turn(self.role_ids["system"], [self.tool_block(record.tools)], False))
-        for m in record.messages:
-            turns += self.message_turns(m)
-        return Plan(self.prefix, turns, self.end)
+    def tools_turns(self, tools: list[Any]) -> list[Turn]:
+        return [Turn(self.role_ids["system"], [self.tool_block(tools)], False)]
+
+    def body(self, metadata: str, content: str) -> list[Piece]:
+        return [f"{metadata}\n{content}"]
 
     def message_turns(self, m: Message) -> list[Turn]:
         role = m["role"]
         if role == "assistant" and m.get("tool_calls"):
-            loss = loss_flag(m)
-            out = []
-            for call in m["tool_calls"]:
-                msg = self.family.format_tool_call(ToolCall(call["name"], call["arguments"]))
-                out.append(Turn(self.role_ids["assistant"], [f"{msg['metadata']}\n{msg['content']}"], loss))
-            return out
+            return self.tool_call_turns(m)
         out = []
         if role == "system" and m.get("tools"):
-            out.append(Turn(self.role_ids["system"], [self.tool_block(m["tools"])], False))
+            out += self.tools_turns(m["tools"])
             if not m["content"]:
                 return out
-        out.append(Turn(self.role_ids[role], [f"{m.get('metadata') or ''}\n{m['content']}"], loss_flag(m)))
+        out.append(Turn(self.role_ids[role], self.body(m.get("metadata") or "", m["content"]), loss_flag(m)))
         return out

@@ -17,7 +17,7 @@ import numpy as np
 from transformers.utils import PaddingStrategy
 
 from glmtune.data.record import RecordError, type_name
-from glmtune.data.render.official.common import BatchError, BatchResult, encode_input, truncate
+from glmtune.data.render.official.common import BatchResult, empty_eval_batch, encode_input, truncate
 from glmtune.data.render.official.ptuning import PtuningSettings, select
 
 
@@ -118,18 +118,7 @@ def eval_(records: list[Any], tokenizer: Any, s: PtuningSettings) -> BatchResult
             result.truncated.add(i)
     result.raise_errors()
     if not rows:
-        raise BatchError(
-            [
-                (
-                    0,
-                    RecordError(
-                        "",
-                        "no record of this eval batch has both a prompt and a response "
-                        "(the official code raises ValueError on the empty batch)",
-                    ),
-                )
-            ]
-        )
+        raise empty_eval_batch()
     longest = max(len(r) for r in rows)
     for k, row in enumerate(rows):
         enc = tokenizer._pad({"input_ids": list(row)}, max_length=longest, padding_strategy=PaddingStrategy.MAX_LENGTH)

@@ -24,6 +24,22 @@ class BatchError(GlmtuneError):
         super().__init__("; ".join(f"record {i + 1}: {e}" for i, e in errors))
 
 
+def empty_eval_batch() -> BatchError:
+    """The official ptuning eval raises ValueError when no record of a batch has both a prompt and a response."""
+    return BatchError(
+        [
+            (
+                0,
+                RecordError(
+                    "",
+                    "no record of this eval batch has both a prompt and a response "
+                    "(the official code raises ValueError on the empty batch)",
+                ),
+            )
+        ]
+    )
+
+
 @dataclass
 class BatchResult:
     """Outputs of one batch: ``outputs[k]`` came from record ``owners[k]`` (an index into the batch)."""

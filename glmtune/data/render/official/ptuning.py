@@ -14,7 +14,14 @@ from dataclasses import dataclass
 from typing import Any
 
 from glmtune.data.record import RecordError
-from glmtune.data.render.official.common import BatchError, BatchResult, column_dict, encode_official, pad_left
+from glmtune.data.render.official.common import (
+    BatchError,
+    BatchResult,
+    column_dict,
+    empty_eval_batch,
+    encode_official,
+    pad_left,
+)
 from glmtune.families import get_family
 
 
@@ -120,18 +127,7 @@ def chatglm2_eval(records: list[Any], tokenizer: Any, s: PtuningSettings) -> Bat
             result.truncated.add(i)
     result.raise_errors()
     if not inputs:
-        raise BatchError(
-            [
-                (
-                    0,
-                    RecordError(
-                        "",
-                        "no record of this eval batch has both a prompt and a response "
-                        "(the official code raises ValueError on the empty batch)",
-                    ),
-                )
-            ]
-        )
+        raise empty_eval_batch()
     padded = pad_left(inputs, tokenizer.pad_token_id)
     for k in range(len(inputs)):
         labels = targets[k]
