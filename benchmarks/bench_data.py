@@ -16,6 +16,7 @@ a small pool and ``tool`` turns, 1-5 rounds) and end with every record's ``input
 from __future__ import annotations
 
 import argparse
+import ast
 import copy
 import gc
 import json
@@ -148,10 +149,16 @@ class OfficialLayering:
         return role_tokens + self.sp_encode(message)
 
 
+def format_function_call(function_name: str, parameters: dict[str, Any]) -> str:
+    """The official ``format_function_call``: an ``ast.Call`` of keyword constants, unparsed (the official code
+    used astunparse, which writes the same text for these arguments)."""
+    keywords = [ast.keyword(arg=name, value=ast.Constant(value)) for name, value in parameters.items()]
+    call = ast.Call(func=ast.Name(id=function_name), args=[], keywords=keywords)
+    return ast.unparse(call).strip()
+
+
 def official_sample(item: dict[str, Any], tok: OfficialLayering) -> dict[str, list[int]]:
     """``MultiTurnDataset.__getitem__`` (``format_conversation``) as the official demo computes it."""
-    from glmtune.families.chatglm3 import format_tool_call_code
-
     conversations = copy.deepcopy(item["conversations"])
     tokens, loss_masks = [tok.get_command("[gMASK]"), tok.get_command("sop")], [0, 0]
 
@@ -169,7 +176,7 @@ def official_sample(item: dict[str, Any], tok: OfficialLayering) -> dict[str, li
         if conv["role"] in {"system", "user"}:
             loss = False
         if conv["role"] == "tool":
-            value = "```python\n" + format_tool_call_code("tool_call", conv["parameters"]) + "\n```"
+            value = "```python\n" + format_function_call("tool_call", conv["parameters"]) + "\n```"
             update(tok.build_single_message("assistant", conv["name"], value), loss)
             obs = conv.get("observation", None)
             if not isinstance(obs, str):

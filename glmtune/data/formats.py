@@ -328,9 +328,10 @@ def _messages(obj: dict[str, Any], spec: FormatSpec) -> tuple[list[Message], lis
             messages.append(_function_call(content, f"{src}.{content_tag}", item.get("loss")))
         else:
             msg: Message = {"role": role, "content": content, "src": src}
-            for key in ("loss", "metadata", "tools"):
-                if item.get(key) is not None:
-                    msg[key] = _maybe_json(item[key]) if key == "tools" else item[key]
+            if len(item) > 2 or content is MISSING:  # more than role and content
+                for key in ("loss", "metadata", "tools"):
+                    if item.get(key) is not None:
+                        msg[key] = _maybe_json(item[key]) if key == "tools" else item[key]
             if role == "assistant" and item.get("tool_calls"):
                 msg["tool_calls"] = _calls(item["tool_calls"], f"{src}.tool_calls")
                 if msg["content"] is None or msg["content"] is MISSING:

@@ -1,23 +1,25 @@
-"""Rendering many records fast: batches (one encode call per batch), processes (fork, one per core) and flat
-int32 columns (no per-token Python objects between processes, zero-copy into Arrow / ``datasets``)."""
+"""Rendering many records fast: chunks (one encode call each), shared by this process and forked workers (one
+per core, taking chunks from a shared counter), and flat int32 columns (no per-token Python objects; a worker's
+arrays come back through a shared memory file, not a pipe, and go zero-copy into Arrow / ``datasets``)."""
 
 from __future__ import annotations
 
 import gc
 import multiprocessing as mp
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
 from glmtune.data.formats import FormatSpec, normalize
 from glmtune.data.read import materialize
 from glmtune.data.record import DataIssue, RawRecord, RecordError
-from glmtune.data.render.base import IGNORE, Flat, Renderer
+from glmtune.data.render.base import Renderer
 from glmtune.data.render.official import OfficialMode
+from glmtune.data.sharedmem import SharedFile
 from glmtune.data.validate import validate
 
-CHUNK = 2048
+CHUNK = 1024
 
 
 Chunk = tuple[np.ndarray, np.ndarray]  # (int32 values, offsets from 0) of one chunk of samples
@@ -90,10 +92,21 @@ class Columns:
 _STATE: dict[str, Any] = {}
 
 
-def _render_span(
-    span: tuple[int, int],
-) -> tuple[int, list[int], np.ndarray, np.ndarray, np.ndarray, list[int], list[DataIssue]]:
-    """Worker: (start, owners, lengths, input_ids, loss mask, truncated, issues) of records ``start:stop``."""
+class Part(NamedTuple):
+    """The rendered samples of records ``start:stop``: int32 ``ids`` and ``labels`` (:class:`Slot` s of a
+    worker's :class:`SharedFile` while they travel back to the parent)."""
+
+    start: int
+    owners: list[int]
+    lengths: np.ndarray
+    ids: Any
+    labels: Any
+    cut: list[int]
+    issues: list[DataIssue]
+
+
+def _render_span(span: tuple[int, int]) -> Part:
+    """The records ``start:stop`` of the shared state, normalised and validated (raw records) and rendered."""
     renderer: Renderer = _STATE["renderer"]
     items: Sequence[Any] = _STATE["items"]
     specs: dict[str, FormatSpec] | None = _STATE["specs"]
@@ -119,13 +132,71 @@ def _render_span(
                 continue
             records.append(record)
             index.append(k)
-    flat = Flat()
-    issues += renderer.render_into(records, _STATE["max_length"], flat)
+    flat, more = renderer.render_flat(records, _STATE["max_length"])
     owners = [index[i] for i in flat.owners]
-    lengths = np.array(flat.lengths, dtype=np.int64)
-    ids = np.frombuffer(flat.ids, dtype=np.int32)
-    mask = np.frombuffer(flat.mask, dtype=np.uint8)  # labels are rebuilt from ids + this (1 byte, not 4, to ship)
-    return start, owners, lengths, ids, mask, [index[i] for i in flat.cut], issues
+    cut = [index[i] for i in flat.cut]
+    return Part(start, owners, flat.lengths, flat.ids, flat.labels(), cut, issues + more)
+
+
+def _take_spans(shared: SharedFile | None = None) -> list[Part]:
+    """Render spans until none is left, taking the next one from the counter shared by all processes (a slower
+    process takes fewer); in a worker, the arrays go into its ``shared`` file."""
+    counter, spans = _STATE["counter"], _STATE["spans"]
+    out = []
+    while True:
+        with counter.get_lock():
+            k = counter.value
+            counter.value = k + 1
+        if k >= len(spans):
+            return out
+        part = _render_span(spans[k])
+        if shared is not None:
+            part = part._replace(ids=shared.put(part.ids), labels=shared.put(part.labels))
+        out.append(part)
+
+
+def _worker(conn: Any, shared: SharedFile) -> None:
+    try:
+        conn.send(_take_spans(shared))
+    except BaseException as e:  # sent to the parent, which raises it
+        conn.send(e)
+    finally:
+        conn.close()
+
+
+def _in_parallel(spans: list[tuple[int, int]], procs: int) -> list[Part]:
+    """``procs - 1`` forked workers and this process share ``spans``; the parts in input order."""
+    ctx = mp.get_context("fork")
+    _STATE.update(counter=ctx.Value("i", 0), spans=spans)
+    workers = []
+    done = False
+    try:
+        for _ in range(procs - 1):
+            shared = SharedFile()
+            recv, send = ctx.Pipe(duplex=False)
+            proc = ctx.Process(target=_worker, args=(send, shared), daemon=True)
+            proc.start()
+            send.close()
+            workers.append((proc, recv, shared))
+        parts = _take_spans()
+        for proc, recv, shared in workers:
+            try:
+                got = recv.recv()
+            except EOFError:
+                proc.join()
+                raise RuntimeError(f"a data worker process died (exit code {proc.exitcode})") from None
+            if isinstance(got, BaseException):
+                raise got
+            parts += [p._replace(ids=shared.view(p.ids), labels=shared.view(p.labels)) for p in got]
+        done = True
+    finally:
+        for proc, recv, shared in workers:
+            if not done:  # an error here or in another worker: the rest is not needed
+                proc.terminate()
+            proc.join()
+            recv.close()
+            shared.close()
+    return sorted(parts, key=lambda p: p.start)
 
 
 def render_default(
@@ -136,7 +207,7 @@ def render_default(
     specs: dict[str, FormatSpec] | None = None,
 ) -> tuple[Columns, list[DataIssue]]:
     """Render records (or raw records, normalised and validated on the way when ``specs`` maps each file to its
-    format) in chunks, in ``procs`` forked processes when > 1; results in input order."""
+    format) in chunks, shared by this process and ``procs - 1`` forked ones; results in input order."""
     spans = [(s, min(s + CHUNK, len(items))) for s in range(0, len(items), CHUNK)]
     parallel = procs > 1 and len(spans) > 1 and "fork" in mp.get_all_start_methods()
     renderer.threads = 1 if parallel else max(1, procs)
@@ -144,28 +215,22 @@ def render_default(
     gc_was_on = gc.isenabled()
     gc.disable()  # millions of short-lived lists: the cyclic GC would rescan every live record again and again
     try:
-        if parallel:
-            with mp.get_context("fork").Pool(min(procs, len(spans))) as pool:
-                parts = pool.map(_render_span, spans, chunksize=1)
-        else:
-            parts = [_render_span(s) for s in spans]
+        parts = _in_parallel(spans, min(procs, len(spans))) if parallel else [_render_span(s) for s in spans]
     finally:
         _STATE.clear()
         renderer.threads = 1
         if gc_was_on:
             gc.enable()
-    owners = [o for p in parts for o in p[1]]
     id_chunks: list[Chunk] = []
     label_chunks: list[Chunk] = []
     for p in parts:
-        offsets = np.zeros(len(p[2]) + 1, dtype=np.int64)
-        np.cumsum(p[2], out=offsets[1:])
-        labels = p[3].copy()
-        labels[p[4] == 0] = IGNORE
-        id_chunks.append((p[3], offsets))
-        label_chunks.append((labels, offsets))
-    cut = [c for p in parts for c in p[5]]
-    issues = [i for p in parts for i in p[6]]
+        offsets = np.zeros(len(p.lengths) + 1, dtype=np.int64)
+        np.cumsum(p.lengths, out=offsets[1:])
+        id_chunks.append((p.ids, offsets))
+        label_chunks.append((p.labels, offsets))
+    owners = [o for p in parts for o in p.owners]
+    cut = [c for p in parts for c in p.cut]
+    issues = [i for p in parts for i in p.issues]
     cols = Columns({"input_ids": id_chunks, "labels": label_chunks}, None, owners, cut)
     return cols, issues
 

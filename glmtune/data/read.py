@@ -60,6 +60,10 @@ def read_path(path: Path, split: str | None = None, lazy: bool = False) -> tuple
         data = path.read_bytes()
     except OSError as e:
         raise GlmtuneError(f"{path}: cannot read: {e.strerror}") from None
+    if lazy and kind in ("json", "jsonl"):
+        pending = _pending_lines(path, data, lines_only=kind == "jsonl")
+        if pending is not None:
+            return pending, []
     text, bad = _decode(path, data)
     if kind in ("csv", "tsv"):
         return _read_csv(path, text, bad, "\t" if kind == "tsv" else ",")
@@ -80,13 +84,13 @@ def _decode(path: Path, data: bytes) -> tuple[str, dict[int, DataIssue]]:
         try:
             out.append(raw.decode("utf-8-sig" if number == 1 else "utf-8"))
         except UnicodeDecodeError as e:
-            bad[number] = DataIssue(
-                Origin(str(path), number),
-                "",
-                f"not valid UTF-8 text (byte 0x{raw[e.start]:02x} at column {e.start + 1})",
-            )
+            bad[number] = DataIssue(Origin(str(path), number), "", _utf8_message(raw, e))
             out.append(raw.decode("utf-8", errors="replace"))
     return "\n".join(out), bad
+
+
+def _utf8_message(line: bytes, e: UnicodeDecodeError) -> str:
+    return f"not valid UTF-8 text (byte 0x{line[e.start]:02x} at column {e.start + 1})"
 
 
 class _Lines:
@@ -154,14 +158,44 @@ def _read_json_lines(
     return records, issues
 
 
+def _pending_lines(path: Path, data: bytes, lines_only: bool) -> list[RawRecord] | None:
+    """JSON lines as pending records holding their undecoded bytes (decoding and parsing happen in the workers:
+    see :func:`materialize`); ``None`` when the file is not JSON lines (an array, one pretty-printed object)."""
+    if data.startswith(b"\xef\xbb\xbf"):
+        data = data[3:]
+    first = data.lstrip()
+    if not first:
+        return []
+    if not lines_only:
+        if first[:1] == b"[":
+            return None
+        end = first.find(b"\n")
+        try:
+            json.loads(first[: end if end >= 0 else len(first)])
+        except ValueError:  # JSONDecodeError, UnicodeDecodeError
+            return None
+    name = str(path)
+    return [
+        RawRecord(line, Origin(name, number), pending=True)
+        for number, line in enumerate(data.split(b"\n"), 1)
+        if line and not line.isspace()
+    ]
+
+
 def materialize(raw: RawRecord) -> RawRecord | DataIssue:
     """A pending record parsed (or the issue of its line); other records unchanged."""
     if not raw.pending:
         return raw
+    line = raw.data
+    if type(line) is bytes:
+        try:
+            line = line.decode("utf-8")
+        except UnicodeDecodeError as e:
+            return DataIssue(raw.origin, "", _utf8_message(line, e))
     try:
-        return RawRecord(json.loads(raw.data), raw.origin)
+        return RawRecord(json.loads(line), raw.origin)
     except json.JSONDecodeError as e:
-        return DataIssue(raw.origin, "", _json_message(e, raw.data))
+        return DataIssue(raw.origin, "", _json_message(e, line))
 
 
 def _json_message(e: json.JSONDecodeError, line: str) -> str:

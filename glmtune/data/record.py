@@ -31,7 +31,7 @@ class Origin:
 @dataclass
 class RawRecord:
     """One record exactly as read (a JSON object / CSV row / table row), with its origin. ``pending``: ``data``
-    is still the JSON text of its line (parsed later, in a worker: see ``read.materialize``)."""
+    is still the undecoded bytes (or text) of its JSON line, parsed later in a worker (see ``read.materialize``)."""
 
     data: Any
     origin: Origin

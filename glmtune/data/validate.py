@@ -40,18 +40,19 @@ def validate(record: Record) -> list[DataIssue]:
             bad(_join(src, "content"), "missing")
         elif not isinstance(content, str):
             bad(_join(src, "content"), f"expected a string, got {type_name(content)}")
-        loss = m.get("loss")
-        if loss is not None and not (isinstance(loss, bool) or (type(loss) is int and loss in (0, 1))):
-            bad(_join(src, "loss"), f"expected true or false, got {_show(loss)}")
-        metadata = m.get("metadata")
-        if metadata is not None and not isinstance(metadata, str):
-            bad(_join(src, "metadata"), f"expected a string (the tool name), got {type_name(metadata)}")
-        tools = m.get("tools")
-        if tools is not None:
-            if m["role"] != "system":
-                bad(_join(src, "tools"), f"tools belong to a system message, not to a {m['role']} message")
-            elif not isinstance(tools, list) or not all(isinstance(t, dict) for t in tools):
-                bad(_join(src, "tools"), f"expected a list of tool definitions (objects), got {type_name(tools)}")
+        if len(m) > 2 + ("src" in m):  # more than role, content (and src)
+            loss = m.get("loss")
+            if loss is not None and not (isinstance(loss, bool) or (type(loss) is int and loss in (0, 1))):
+                bad(_join(src, "loss"), f"expected true or false, got {_show(loss)}")
+            metadata = m.get("metadata")
+            if metadata is not None and not isinstance(metadata, str):
+                bad(_join(src, "metadata"), f"expected a string (the tool name), got {type_name(metadata)}")
+            tools = m.get("tools")
+            if tools is not None:
+                if m["role"] != "system":
+                    bad(_join(src, "tools"), f"tools belong to a system message, not to a {m['role']} message")
+                elif not isinstance(tools, list) or not all(isinstance(t, dict) for t in tools):
+                    bad(_join(src, "tools"), f"expected a list of tool definitions (objects), got {type_name(tools)}")
         if m["role"] == "observation" and not _is_call(previous):
             bad(src or "messages", "an observation must follow a tool call (an assistant message with a tool call)")
         previous = m

@@ -184,7 +184,7 @@ def test_chatglm2_rounds_prompt_and_sop_quirk_encoder(tok2: Any) -> None:
     assert _loss_ids(out) == [*answer, tok2.eos_token_id]
     enc = sentencepiece_encoder(tok2, official_encode=True)
     texts = ["sop", " sop sop", "[gMASK] <sop> [MASK]", "<eop> </s>", "hello", ""]
-    assert enc(texts, 1) == [tok2.encode(t, add_special_tokens=False) for t in texts]
+    assert [list(map(int, ids)) for ids in enc(texts, 1)] == [tok2.encode(t, add_special_tokens=False) for t in texts]
 
 
 def test_chatglm2_refuses_tool_data(tok2: Any) -> None:

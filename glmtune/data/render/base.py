@@ -11,9 +11,9 @@ one token right after it (the next role token, or eos), so the model learns wher
 
 from __future__ import annotations
 
-from array import array
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from itertools import chain
 from typing import Any, ClassVar, NamedTuple
 
 import numpy as np
@@ -23,8 +23,9 @@ from glmtune.families import Family
 
 IGNORE = -100
 Piece = str | tuple[int, ...]
-Encoder = Callable[[list[str], int], list[list[int]]]
 """Text to encode with the renderer's text encoder, or literal token ids."""
+Encoder = Callable[[list[str], int], list[Sequence[int]]]
+"""Batch text encoder: (texts, threads) → the ids of each text (lists or int32 arrays), no special tokens."""
 
 
 class Turn(NamedTuple):
@@ -69,11 +70,15 @@ class Renderer:
         raise NotImplementedError
 
     def encode_texts(self, texts: list[str]) -> list[list[int]]:
+        """The ids of each text (no special tokens) as lists."""
+        return [ids if type(ids) is list else list(map(int, ids)) for ids in self._encode_batch(texts)]
+
+    def _encode_batch(self, texts: list[str]) -> list[Sequence[int]]:
         return self._encode(texts, self.threads) if texts else []
 
     # ------------------------------------------------------------------ batch
-    def render_into(self, records: Sequence[Record], max_length: int | None, out: Flat) -> list[DataIssue]:
-        """Render ``records`` (one encode call for all their texts) appending to ``out``; issues of the rest."""
+    def render_flat(self, records: Sequence[Record], max_length: int | None) -> tuple[Flat, list[DataIssue]]:
+        """Render ``records`` (one encode call for all their texts) as a :class:`Flat`; issues of the rest."""
         plans: list[tuple[int, Plan]] = []
         issues: list[DataIssue] = []
         for i, record in enumerate(records):
@@ -81,24 +86,18 @@ class Renderer:
                 plans.append((i, self.plan(record)))
             except RecordError as e:
                 issues.append(e.issue(record.origin))
-        texts: dict[str, int] = {}
-        for _, p in plans:
-            for turn in p.turns:
-                for piece in turn.body:
-                    if type(piece) is str and piece not in texts:
-                        texts[piece] = len(texts)
-        encoded = self.encode_texts(list(texts))
-        lookup = {text: array("i", encoded[k]) for text, k in texts.items()}  # one int conversion per distinct text
-        for i, p in plans:
-            out.add(i, p, lookup, max_length)
-        return issues
+        layout = Layout.of([p for _, p in plans])
+        texts = [k for k in layout.sources if type(k) is str]
+        encoded = iter(self._encode_batch(texts))
+        sources = [next(encoded) if type(k) is str else k for k in layout.sources]
+        flat = layout.assemble(sources, plans, max_length)
+        return flat, issues
 
     def render(
         self, records: Sequence[Record], max_length: int | None
     ) -> tuple[list[tuple[int, Sample]], list[DataIssue]]:
         """(index, sample) for every record that renders, and the issues of those that do not."""
-        flat = Flat()
-        issues = self.render_into(records, max_length, flat)
+        flat, issues = self.render_flat(records, max_length)
         return list(zip(flat.owners, flat.samples(), strict=True)), issues
 
 
@@ -212,97 +211,134 @@ def split_room(source: int, target: int, room: int) -> tuple[int, int]:
     return new_target, new_source
 
 
-class Flat:
-    """Rendered samples appended to one flat id list and a loss-mask byte string (cheap to build, cheap to turn
-    into int32 arrays that cross process boundaries and become Arrow); labels = ids where the mask is set."""
+class Layout:
+    """The plans of a batch as segments: each piece (a text, or literal ids) is one segment naming its source (the
+    distinct pieces, numbered in first-seen order). Built in one pass; the token-level work is then done by
+    numpy in :meth:`assemble` (a gather of the sources, the loss mask repeated per segment)."""
 
     def __init__(self) -> None:
-        self.owners: list[int] = []
-        self.lengths: list[int] = []
-        self.ids = array("i")
-        self.mask = bytearray()
-        self.cut: list[int] = []
+        self.keys: dict[Piece, int] = {}  # distinct piece → source number
+        self.segments: list[int] = []  # source number of every segment, in output order
+        self.loss: list[bool] = []  # per segment: trained
+        self.marks: list[int] = []  # segments whose first token is labelled (it follows a trained turn)
+        self.bounds: list[int] = []  # per plan: the number of segments at its end
 
-    def add(self, owner: int, plan: Plan, lookup: dict[str, Any], max_length: int | None) -> None:
-        start = len(self.ids)
-        write(plan, lookup, self.ids, self.mask)
-        n = len(self.ids) - start
-        if max_length and n > max_length:
-            del self.ids[start:], self.mask[start:]
-            sample = assemble(plan, lookup, max_length)
-            self.ids.fromlist(sample.input_ids)
-            self.mask += bytes(x != IGNORE for x in sample.labels)
-            n = len(sample.input_ids)
-            self.cut.append(owner)
-        self.owners.append(owner)
-        self.lengths.append(n)
+    @property
+    def sources(self) -> list[Piece]:
+        return list(self.keys)
 
-    def arrays(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """(lengths int64, input_ids int32, labels int32) as flat arrays."""
-        ids = np.frombuffer(self.ids, dtype=np.int32)
-        labels = ids.copy()
-        labels[np.frombuffer(self.mask, dtype=np.uint8) == 0] = IGNORE
-        return np.array(self.lengths, dtype=np.int64), ids, labels
+    @classmethod
+    def of(cls, plans: Sequence[Plan]) -> Layout:
+        layout = cls()
+        keys, segments, loss, marks, bounds = layout.keys, layout.segments, layout.loss, layout.marks, layout.bounds
+        for plan in plans:
+            if plan.prefix:
+                segments.append(keys.setdefault(plan.prefix, len(keys)))
+                loss.append(False)
+            for turn in plan.turns:
+                if turn.head:
+                    segments.append(keys.setdefault(turn.head, len(keys)))
+                    loss.append(False)
+                trained = turn.loss
+                for piece in turn.body:
+                    segments.append(keys.setdefault(piece, len(keys)))
+                    loss.append(trained)
+                if trained:
+                    marks.append(len(segments))
+            if plan.end:
+                segments.append(keys.setdefault(plan.end, len(keys)))
+                loss.append(False)
+            while marks and marks[-1] == len(segments):  # nothing follows the last trained turn
+                marks.pop()
+            bounds.append(len(segments))
+        return layout
+
+    def assemble(self, sources: list[Sequence[int]], plans: Sequence[tuple[int, Plan]], max_length: int | None) -> Flat:
+        """All samples as one flat id array and loss mask (``sources``: the ids of each source, in order);
+        samples over ``max_length`` are cut by :func:`assemble` and spliced in."""
+        lengths = np.fromiter(map(len, sources), np.int64, count=len(sources))
+        starts = np.zeros(len(sources) + 1, np.int64)
+        np.cumsum(lengths, out=starts[1:])
+        src = _concat(sources, int(starts[-1]))
+        seg = np.array(self.segments, np.int64)
+        seg_len = lengths[seg]
+        out = np.zeros(len(seg) + 1, np.int64)
+        np.cumsum(seg_len, out=out[1:])
+        total = int(out[-1])
+        index = np.int32 if max(total, len(src)) < 1 << 31 else np.int64
+        gather = np.repeat((starts[seg] - out[:-1]).astype(index), seg_len)
+        gather += np.arange(total, dtype=index)
+        ids = src[gather]
+        mask = np.repeat(np.array(self.loss, np.bool_), seg_len)
+        ends = out[np.array([0, *self.bounds], np.int64)]
+        if self.marks:
+            marks = np.array(self.marks, np.int64)
+            pos = out[marks]
+            owner = np.searchsorted(np.array(self.bounds, np.int64), marks, side="right")
+            mask[pos[pos < ends[owner + 1]]] = True  # a mark past its sample's end marks nothing
+        sample_lengths = np.diff(ends)
+        flat = Flat([i for i, _ in plans], sample_lengths, ids, mask)
+        if max_length:
+            over = np.flatnonzero(sample_lengths > max_length).tolist()
+            if over:
+                flat.cut_to(over, [self._cut(plans[k][1], sources, max_length) for k in over], ends)
+        return flat
+
+    def _cut(self, plan: Plan, sources: list[Sequence[int]], max_length: int) -> Sample:
+        keys = self.keys
+        lookup = {p: list(map(int, sources[keys[p]])) for t in plan.turns for p in t.body if type(p) is str}
+        return assemble(plan, lookup, max_length)
+
+
+def _concat(sources: list[Sequence[int]], total: int) -> np.ndarray:
+    """The ids of all sources as one int32 array (arrays are joined; lists of Python ints read one pass)."""
+    if not any(type(s) is list for s in sources):
+        # "unsafe": an empty literal () reads as a float64 array; every other source is already integer ids
+        return np.concatenate(sources, dtype=np.int32, casting="unsafe") if sources else np.zeros(0, np.int32)
+    return np.fromiter(chain.from_iterable(sources), np.int32, count=total)
+
+
+@dataclass
+class Flat:
+    """Rendered samples of a batch: one flat int32 id array and a loss mask (labels = ids where it is set)."""
+
+    owners: list[int]  # per sample: the index of its record in the batch
+    lengths: np.ndarray  # per sample: its number of tokens
+    ids: np.ndarray  # int32
+    mask: np.ndarray  # bool
+    cut: list[int] = field(default_factory=list)  # owners of the samples truncated to max_length
+
+    def labels(self) -> np.ndarray:
+        return np.where(self.mask, self.ids, np.int32(IGNORE))
+
+    def cut_to(self, which: list[int], samples: list[Sample], ends: np.ndarray) -> None:
+        """Replace samples ``which`` (positions, ascending) by their truncated versions."""
+        ids: list[np.ndarray] = []
+        mask: list[np.ndarray] = []
+        pos = 0
+        for k, sample in zip(which, samples, strict=True):
+            ids += [self.ids[pos : ends[k]], np.array(sample.input_ids, np.int32)]
+            mask += [self.mask[pos : ends[k]], np.array(sample.labels, np.int64) != IGNORE]
+            pos = ends[k + 1]
+            self.lengths[k] = len(sample.input_ids)
+            self.cut.append(self.owners[k])
+        self.ids = np.concatenate([*ids, self.ids[pos:]])
+        self.mask = np.concatenate([*mask, self.mask[pos:]])
 
     def samples(self) -> list[Sample]:
-        _, ids_np, labels_np = self.arrays()
-        ids, labels, cut = ids_np.tolist(), labels_np.tolist(), set(self.cut)
+        ids, labels, cut = self.ids.tolist(), self.labels().tolist(), set(self.cut)
         out, pos = [], 0
-        for owner, n in zip(self.owners, self.lengths, strict=True):
+        for owner, n in zip(self.owners, self.lengths.tolist(), strict=True):
             out.append(Sample(ids[pos : pos + n], labels[pos : pos + n], owner in cut))
             pos += n
         return out
 
 
-_ONE = b"\x01"
-
-
-def write(plan: Plan, lookup: dict[str, Any], ids: array, mask: bytearray) -> None:
-    """:func:`assemble` without truncation, appending ids (int32 array: distinct texts are converted once, then
-    copied) and a loss mask (the fast path; same result)."""
-    ids.extend(plan.prefix)
-    mask += bytes(len(plan.prefix))
-    stop = False
-    for turn in plan.turns:
-        head = turn.head
-        if head:
-            ids.extend(head)
-            if stop:
-                mask += _ONE
-                mask += bytes(len(head) - 1)
-                stop = False
-            else:
-                mask += bytes(len(head))
-        loss = turn.loss
-        for piece in turn.body:
-            t = lookup[piece] if type(piece) is str else piece  # type: ignore[index]
-            if not t:
-                continue
-            ids.extend(t)
-            if loss:
-                mask += _ONE * len(t)
-            elif stop:
-                mask += _ONE
-                mask += bytes(len(t) - 1)
-                stop = False
-            else:
-                mask += bytes(len(t))
-        if loss:
-            stop = True
-    end = plan.end
-    if end:
-        ids.extend(end)
-        if stop:
-            mask += _ONE
-            mask += bytes(len(end) - 1)
-        else:
-            mask += bytes(len(end))
-
-
 # ---------------------------------------------------------------------------------------------------- encoders
 def sentencepiece_encoder(tokenizer: Any, official_encode: bool) -> Encoder:
-    """Batch SentencePiece encoding; ``official_encode`` also maps pieces spelled like a special token (``sop``)
-    to the special id, as the official ``encode``/``__call__`` do (``build_single_message`` does not)."""
+    """Batch SentencePiece encoding (int32 arrays straight from the library where it offers them, sentencepiece
+    >= 0.2.3); ``official_encode`` also maps pieces spelled like a special token (``sop``) to the special id, as the
+    official ``encode``/``__call__`` do (``build_single_message`` does not)."""
     sp = tokenizer.sp_model
     remap: dict[int, int] = {}
     if official_encode:
@@ -310,10 +346,21 @@ def sentencepiece_encoder(tokenizer: Any, official_encode: bool) -> Encoder:
             pid = sp.PieceToId(name)
             if pid != sp.unk_id() and sp.IdToPiece(pid) == name:
                 remap[pid] = special
+    try:
+        sp.encode(["a"], out_type="numpy")
+        out_type: Any = "numpy"
+    except (ValueError, TypeError):  # an older sentencepiece: lists of ints
+        out_type = int
+    table = None
+    if remap and out_type == "numpy":
+        table = np.arange(max(sp.GetPieceSize(), *remap.values()) + 1, dtype=np.int32)
+        table[list(remap)] = list(remap.values())
 
-    def encode(texts: list[str], threads: int) -> list[list[int]]:
-        out = sp.encode(texts, num_threads=threads) if len(texts) > 1 else [sp.encode(t) for t in texts]
-        if remap:
+    def encode(texts: list[str], threads: int) -> list[Sequence[int]]:
+        out = sp.encode(texts, out_type=out_type, num_threads=threads)
+        if table is not None:
+            out = [table[ids] for ids in out]
+        elif remap:
             out = [[remap.get(i, i) for i in ids] if any(i in remap for i in ids) else ids for ids in out]
         return out
 
