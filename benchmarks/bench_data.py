@@ -7,10 +7,12 @@ a small pool and ``tool`` turns, 1-5 rounds) and end with every record's ``input
 * baseline: the official per-sample, per-message algorithm (``format_conversation`` + ``MultiTurnDataset``:
   ``build_single_message`` per message through the official tokenizer layering, loss mask, shift, pad to 2048),
   reimplemented here over the same SentencePiece model;
-* glmtune: ``read_paths`` + ``render_columns`` (batched encoding with duplicate texts encoded once, fork workers);
+* glmtune: ``read_paths`` + ``render_columns`` (batched encoding with duplicate texts encoded once, this process
+  and fork workers);
 * cached rerun: ``prepare_dataset`` a second time (fingerprint + ``load_from_disk``) vs the uncached first run.
 
-``--json`` prints one JSON object with the figures (one run, the same records for all).
+Both sides are first checked equal (untimed); each timed run is then a fresh interpreter, the sides alternating,
+best of ``--repeat`` each. ``--json`` prints one JSON object with the figures (one run, the same records for all).
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ import ast
 import copy
 import gc
 import json
+import multiprocessing as mp
 import os
 import random
 import sys
@@ -224,6 +227,39 @@ def run_cache(path: Path, tok: Any, cache_dir: Path, num_proc: int | None) -> tu
     return t_first, t_cached
 
 
+def check_equal(path: Path, tok: Any, num_proc: int | None) -> list[int]:
+    """Both sides give the same ids and labels wherever the official sample is not cut (untimed); the lengths."""
+    _, cols = run_glmtune(path, tok, num_proc)
+    rows, lengths = cols.rows(), cols.lengths().tolist()
+    del cols
+    _, base = run_baseline(path, tok)
+    for b, o in zip(base, rows, strict=True):
+        m = len(o["input_ids"])
+        if m <= MAX_LEN:
+            assert b["input_ids"][:m] == o["input_ids"] and b["labels"][:m] == o["labels"]
+    return lengths
+
+
+def _timed_child(side: str, path: Path, num_proc: int | None, conn: Any) -> None:
+    tok = load_tokenizer(TOKENIZER, get_family("chatglm3"))
+    gc.disable()
+    seconds = run_glmtune(path, tok, num_proc)[0] if side == "glmtune" else run_baseline(path, tok)[0]
+    conn.send(seconds)
+
+
+def timed_run(side: str, path: Path, num_proc: int | None) -> float:
+    """Seconds of one run of ``side`` in a fresh interpreter (spawned, tokenizer loaded untimed): every timed run
+    starts from the same clean state, as what one run allocates and frees would slow down the next in the same
+    process (and a fork's copy-on-write faults would tax whichever side allocates most); the cyclic GC is off."""
+    ctx = mp.get_context("spawn")
+    recv, send = ctx.Pipe(duplex=False)
+    proc = ctx.Process(target=_timed_child, args=(side, path, num_proc, send))
+    proc.start()
+    seconds = recv.recv()
+    proc.join()
+    return seconds
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--records", type=int, default=16000)
@@ -239,24 +275,11 @@ def main() -> None:
         n = len(records)
         del records
         gc.collect()
-        gc.disable()  # both runs without the cyclic GC, which would otherwise dominate whichever keeps more objects
-        try:  # alternate the two, best of --repeat each: a shared machine's noise hits both alike
-            t_base = t_ours = float("inf")
-            lengths: list[int] = []
-            for k in range(args.repeat):
-                t, cols = run_glmtune(path, tok, args.num_proc)
-                t_ours = min(t_ours, t)
-                rows, lengths = (cols.rows(), cols.lengths().tolist()) if k == 0 else ([], lengths)
-                del cols
-                t, base = run_baseline(path, tok)
-                t_base = min(t_base, t)
-                for b, o in zip(base, rows, strict=False):  # identical wherever the official one is not cut
-                    m = len(o["input_ids"])
-                    if m <= MAX_LEN:
-                        assert b["input_ids"][:m] == o["input_ids"] and b["labels"][:m] == o["labels"]
-                del base, rows
-        finally:
-            gc.enable()
+        lengths = check_equal(path, tok, args.num_proc)
+        t_base = t_ours = float("inf")
+        for _ in range(args.repeat):  # alternate the two, best of --repeat each: the machine's noise hits both
+            t_ours = min(t_ours, timed_run("glmtune", path, args.num_proc))
+            t_base = min(t_base, timed_run("baseline", path, args.num_proc))
         t_first, t_cached = run_cache(path, tok, Path(tmp) / "cache", args.num_proc)
     figures = {
         "records": n,
