@@ -265,3 +265,28 @@ def test_official_modes_through_the_pipeline_report_errors_notes_and_truncation(
         render_records(adgen, tok3, "chatglm3", "chatglm2-ptuning")
     with pytest.raises(Exception, match="has no setting max_length"):
         render_records(adgen, tok2, "chatglm2", "chatglm2-ptuning", max_length=5)
+
+
+def test_sentencepiece_encoder_on_a_library_without_array_output(tok2: Any) -> None:
+    """sentencepiece < 0.2.3 has no ``out_type="numpy"``: the encoder falls back to lists, with the same ids."""
+    from types import SimpleNamespace
+
+    class OldSentencePiece:
+        def __init__(self, sp: Any) -> None:
+            self._sp = sp
+
+        def __getattr__(self, name: str) -> Any:
+            return getattr(self._sp, name)
+
+        def encode(self, texts: Any, out_type: Any = int, **kw: Any) -> Any:
+            if out_type == "numpy":
+                raise ValueError("unknown return_type=numpy")
+            return self._sp.encode(texts, out_type=out_type, **kw)
+
+    texts = ["sop", " sop sop", "[gMASK] <sop>", "hello", "", "中文"]
+    old = SimpleNamespace(sp_model=OldSentencePiece(tok2.sp_model), special_tokens=tok2.special_tokens)
+    for official in (True, False):
+        lists = sentencepiece_encoder(old, official_encode=official)(texts, 1)
+        arrays = sentencepiece_encoder(tok2, official_encode=official)(texts, 1)
+        assert all(type(x) is list for x in lists)
+        assert lists == [list(map(int, a)) for a in arrays]
