@@ -80,6 +80,10 @@ class Family:
         """Split generated text into (content, tool calls); never evaluates model output."""
         return text.strip(), []
 
+    def tool_call_start(self, tokenizer: Any, name: str) -> list[int]:
+        """The ids a reply calling tool ``name`` begins with (after ``<|assistant|>``: the name line)."""
+        raise NotImplementedError(f"{self.title} has no tool-call format")
+
     # ------------------------------------------------------------ generation
     def stop_token_ids(self, tokenizer: Any) -> list[int]:
         ids = [tokenizer.eos_token_id]

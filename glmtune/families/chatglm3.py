@@ -83,6 +83,9 @@ class ChatGLM3Family(Family):
         code = format_tool_call_code("tool_call", call.arguments)
         return {"role": "assistant", "metadata": call.name, "content": TOOL_CALL_PREFIX + code + TOOL_CALL_SUFFIX}
 
+    def tool_call_start(self, tokenizer: Any, name: str) -> list[int]:
+        return tokenizer.build_single_message("assistant", name, "")[1:]
+
     def parse_reply(self, text: str, tools_available: bool) -> tuple[str, list[ToolCall]]:
         """The official ``process_response``, with the ``eval`` replaced by a literal parser.
 

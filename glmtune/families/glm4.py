@@ -88,6 +88,9 @@ class GLM4Family(Family):
     def format_tool_call(self, call: ToolCall) -> Message:
         return {"role": "assistant", "metadata": call.name, "content": json.dumps(call.arguments, ensure_ascii=False)}
 
+    def tool_call_start(self, tokenizer: Any, name: str) -> list[int]:
+        return tokenizer.encode(f"{name}\n", add_special_tokens=False)
+
     def parse_reply(self, text: str, tools_available: bool) -> tuple[str, list[ToolCall]]:
         """GLM-4 writes a tool call as ``name\\n{json arguments}``; anything else is plain content."""
         text = text.strip()

@@ -158,6 +158,7 @@ def create_app(
                 prep.presence_penalty,
                 prep.frequency_penalty,
                 loop=asyncio.get_running_loop(),
+                starts=prep.starts,
             )
         except QueueFull as e:
             raise APIError(429, f"The server is busy ({e}); retry later.", code="queue_full") from None

@@ -139,13 +139,15 @@ class Batcher:
         presence_penalty: float = 0.0,
         frequency_penalty: float = 0.0,
         loop: asyncio.AbstractEventLoop | None = None,
+        starts: tuple[tuple[int, ...], ...] = (),
     ) -> Job:
-        """Queue a request; pass the running ``loop`` to consume its events with ``async for``."""
+        """Queue a request; pass the running ``loop`` to consume its events with ``async for``; ``starts``: ids
+        one of which the reply must begin with (a forced tool call)."""
         job = Job(
             prompt=list(prompt),
             params=params,
             tools_available=tools_available,
-            sampling=RowSampling(params, presence_penalty, frequency_penalty),
+            sampling=RowSampling(params, presence_penalty, frequency_penalty, starts),
             stream=TextStream(self.engine.tokenizer, self.engine.family, params.stop, tools_available),
             loop=loop,
         )

@@ -37,6 +37,7 @@ class Prepared:
     tools_available: bool
     presence_penalty: float
     frequency_penalty: float
+    starts: tuple[tuple[int, ...], ...] = ()  # tool_choice "required" or named: the reply starts a call
 
 
 def _call_of(call: Any, where: str) -> ToolCall:
@@ -169,7 +170,11 @@ def prepare(req: ChatCompletionRequest, engine: Engine, context: int, defaults: 
         seed=req.seed,
         stop=stop,
     )
-    return Prepared(prompt, params, bool(tools), req.presence_penalty or 0.0, req.frequency_penalty or 0.0)
+    starts: tuple[tuple[int, ...], ...] = ()
+    if tools and req.tool_choice not in (None, "auto"):  # "required" or a named function: force the call
+        family, tok = engine.family, engine.tokenizer
+        starts = tuple(tuple(family.tool_call_start(tok, t["function"]["name"])) for t in tools)
+    return Prepared(prompt, params, bool(tools), req.presence_penalty or 0.0, req.frequency_penalty or 0.0, starts)
 
 
 # ---------------------------------------------------------------------------------------------- responses

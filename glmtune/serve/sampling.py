@@ -21,6 +21,7 @@ class RowSampling:
     params: GenerationParams
     presence_penalty: float = 0.0
     frequency_penalty: float = 0.0
+    starts: tuple[tuple[int, ...], ...] = ()  # the reply must begin with one of these (a forced tool call)
     generator: torch.Generator = field(init=False)
 
     def __post_init__(self) -> None:
@@ -35,6 +36,17 @@ class RowSampling:
     @property
     def penalised(self) -> bool:
         return bool(self.presence_penalty or self.frequency_penalty or self.params.repetition_penalty != 1.0)
+
+    def allowed(self, generated: list[int]) -> list[int] | None:
+        """The tokens that may come next while the reply is still inside one of :attr:`starts` (else None)."""
+        n = len(generated)
+        if not self.starts or n >= max(map(len, self.starts)):
+            return None
+        done = tuple(generated)
+        if done in self.starts:
+            return None
+        nxt = {s[n] for s in self.starts if len(s) > n and s[:n] == done}
+        return sorted(nxt) or None
 
 
 def _penalise(logits: torch.Tensor, row: RowSampling, prompt: list[int], generated: list[int]) -> torch.Tensor:
@@ -147,6 +159,12 @@ def sample(
     for i, row in enumerate(rows):
         if row.penalised:
             logits[i] = _penalise(logits[i], row, prompts[i], generated[i])
+        allowed = row.allowed(generated[i]) if row.starts else None
+        if allowed is not None:
+            keep = torch.tensor(allowed, device=logits.device)
+            masked = torch.full_like(logits[i], float("-inf"))
+            masked[keep] = logits[i, keep]
+            logits[i] = masked
     out = logits.argmax(dim=-1).tolist()
     hot = [i for i, row in enumerate(rows) if not row.greedy]
     if hot:

@@ -143,3 +143,41 @@ def test_ptuning_prefix_model(tmp_path) -> None:
         assert [collect(j)[1].text for j in jobs] == expected
     finally:
         batcher.close()
+
+
+@pytest.mark.parametrize(
+    "family, backend", [("chatglm3", "continuous"), ("glm4", "continuous"), ("chatglm3", "generate")]
+)
+def test_tool_choice_forces_the_start_of_a_call(engines: dict[str, Engine], family: str, backend: str) -> None:
+    """``tool_choice`` "required" / named: the request is prepared with the tools' call starts, the reply begins
+    with one of them (the random tiny model would not write one), and its batch neighbour is unaffected."""
+    from glmtune.serve.openai_format import Defaults, prepare
+    from glmtune.serve.schemas import ChatCompletionRequest
+
+    engine = engines[family]
+    tools = [
+        {"type": "function", "function": {"name": name, "parameters": {"type": "object"}}}
+        for name in ("get_weather", "get_time")
+    ]
+    starts = {n: tuple(engine.family.tool_call_start(engine.tokenizer, n)) for n in ("get_weather", "get_time")}
+
+    def prepared(choice: object) -> object:
+        body = {"model": "m", "messages": [{"role": "user", "content": "hello"}], "tools": tools, "max_tokens": 12}
+        req = ChatCompletionRequest.model_validate({**body, "temperature": 0, "tool_choice": choice})
+        return prepare(req, engine, 2048, Defaults())
+
+    assert prepared("auto").starts == () and prepared("none").starts == ()
+    assert set(prepared("required").starts) == set(starts.values())
+    named = prepared({"type": "function", "function": {"name": "get_time"}})
+    assert named.starts == (starts["get_time"],)
+    free = prepared("auto")
+    expected = engine.generate_ids([free.prompt], free.params)[0]
+    batcher = Batcher(engine, max_batch_size=4, backend=backend)
+    try:
+        forced = batcher.submit(named.prompt, named.params, True, starts=named.starts)
+        other = batcher.submit(free.prompt, free.params, True)
+        collect(forced), collect(other)
+    finally:
+        batcher.close()
+    assert tuple(forced.new_ids[: len(starts["get_time"])]) == starts["get_time"]
+    assert other.new_ids == expected and tuple(expected[: len(starts["get_time"])]) != starts["get_time"]

@@ -73,3 +73,23 @@ def test_invalid_scores_and_penalties() -> None:
     logits[0, 2] = 1.0
     row = RowSampling(GenerationParams(do_sample=False), presence_penalty=2.0)
     assert sample(logits, [row], [[0]], [[2]], 0)[0] != 2
+
+
+def test_forced_starts_constrain_only_the_first_tokens() -> None:
+    """A row with ``starts`` must begin with one of them whatever the logits say (greedy or sampled); between
+    starts that share tokens the logits choose; once one is complete the row is free."""
+    vocab = 50
+    starts = ((7, 8, 9), (7, 3), (12,))
+    for params in (GenerationParams(do_sample=False), GenerationParams(do_sample=True, temperature=1.0, seed=3)):
+        row = RowSampling(params, starts=starts)
+        logits = torch.zeros(1, vocab)
+        logits[0, 40] = 100.0  # what the model wants
+        logits[0, 7] = 1.0
+        logits[0, 3] = 2.0
+        generated: list[int] = []
+        for _ in range(3):
+            generated += sample(logits.clone(), [row], [[1]], [generated], invalid_token=0)
+        assert generated == [7, 3, 40]  # 7 (over 12), then 3 (over 8: the logits choose), then free
+    free = RowSampling(GenerationParams(do_sample=False))
+    assert sample(torch.eye(vocab)[None, 40], [free], [[1]], [[]], invalid_token=0) == [40]
+    assert RowSampling(GenerationParams(), starts=((5,), (5, 6))).allowed([5]) is None  # (5,) is complete

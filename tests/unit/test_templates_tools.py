@@ -142,3 +142,17 @@ def test_v1_template_twin(messages: list[dict]) -> None:
     ids = family.render_chat(tok, messages)
     assert tok.apply_chat_template(messages, add_generation_prompt=True) == ids
     assert ids[-2:] == [tok.get_command("[gMASK]"), tok.get_command("<sop>")]
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.from_regex(r"[A-Za-z_][A-Za-z0-9_.\-]{0,20}", fullmatch=True), args_values)
+def test_tool_call_start_is_how_a_rendered_call_begins(name: str, arguments: dict) -> None:
+    """What a forced tool call (``tool_choice``) constrains the reply to begin with is exactly the start of the
+    family's own rendering of a call to that tool, after ``<|assistant|>``."""
+    for family_name in ("chatglm3", "glm4"):
+        family, tok = get_family(family_name), tokenizer(family_name)
+        messages = [{"role": "user", "content": "q"}, family.format_tool_call(ToolCall(name, arguments))]
+        ids = family.render_chat(tok, messages, add_generation_prompt=False)
+        reply = ids[len(ids) - ids[::-1].index(tok.get_command("<|assistant|>")) :]
+        start = family.tool_call_start(tok, name)
+        assert start and reply[: len(start)] == start, family_name
