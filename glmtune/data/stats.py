@@ -38,6 +38,7 @@ def length_stats(lengths: Sequence[int] | np.ndarray, max_length: int, truncated
     if not len(arr):
         return {"samples": 0, "truncated": truncated}
     batch = 8
+    row = max(max_length, int(arr.max()))  # untruncated samples longer than max_length get rows of their length
     padded_batches = sum(int(arr[i : i + batch].max()) * len(arr[i : i + batch]) for i in range(0, len(arr), batch))
     return {
         "samples": len(arr),
@@ -49,9 +50,10 @@ def length_stats(lengths: Sequence[int] | np.ndarray, max_length: int, truncated
         "max": int(arr.max()),
         "truncated": int(truncated),
         "max_length": int(max_length),
-        "useful_ratio_padded": float(arr.sum()) / (len(arr) * max(max_length, int(arr.max()))),
+        "row_length": row,
+        "useful_ratio_padded": float(arr.sum()) / (len(arr) * row),
         "useful_ratio_batch8": float(arr.sum()) / padded_batches,
-        "useful_ratio_packed": packed_ratio(arr.tolist(), max(max_length, int(arr.max()))),
+        "useful_ratio_packed": packed_ratio(arr.tolist(), row),
     }
 
 
@@ -62,6 +64,12 @@ def format_stats(stats: dict[str, Any]) -> str:
         f"samples {stats['samples']}, tokens {stats['tokens']}, truncated {stats['truncated']}\n"
         f"length: mean {stats['mean']:.1f}, p50 {stats['p50']}, p90 {stats['p90']}, p99 {stats['p99']}, "
         f"max {stats['max']}\n"
-        f"useful-token ratio at {stats['max_length']}: padded {stats['useful_ratio_padded']:.3f}, "
+        f"useful-token ratio at {stats['row_length']}"
+        + (
+            f" (the longest sample, longer than {stats['max_length']})"
+            if stats["row_length"] > stats["max_length"]
+            else ""
+        )
+        + f": padded {stats['useful_ratio_padded']:.3f}, "
         f"per batch of 8 {stats['useful_ratio_batch8']:.3f}, packed {stats['useful_ratio_packed']:.3f}"
     )

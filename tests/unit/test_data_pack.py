@@ -124,3 +124,14 @@ def test_prepared_columns_have_a_length_column_for_group_by_length(
     chunks = [(flat, offsets)]
     ds = Columns({"input_ids": chunks, "labels": chunks}, None, range(len(ids))).to_dataset()
     assert ds["length"] == [len(x) for x in ids] and ds[2]["input_ids"] == ids[2]
+
+
+def test_stats_name_the_row_length_they_measure() -> None:
+    from glmtune.data.stats import format_stats, length_stats
+
+    fits = length_stats([10, 20, 30, 40], max_length=40)
+    assert fits["row_length"] == 40 and fits["useful_ratio_padded"] == 100 / 160
+    assert "useful-token ratio at 40: padded 0.625" in format_stats(fits)
+    longer = length_stats([10, 20, 30, 100], max_length=40)  # not truncated: rows as long as the longest
+    assert longer["row_length"] == 100 and longer["useful_ratio_padded"] == 160 / 400
+    assert "useful-token ratio at 100 (the longest sample, longer than 40): padded 0.400" in format_stats(longer)
