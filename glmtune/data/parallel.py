@@ -209,7 +209,12 @@ def render_default(
     """Render records (or raw records, normalised and validated on the way when ``specs`` maps each file to its
     format) in chunks, shared by this process and ``procs - 1`` forked ones; results in input order."""
     spans = [(s, min(s + CHUNK, len(items))) for s in range(0, len(items), CHUNK)]
-    parallel = procs > 1 and len(spans) > 1 and "fork" in mp.get_all_start_methods()
+    parallel = (
+        procs > 1
+        and len(spans) > 1
+        and "fork" in mp.get_all_start_methods()
+        and not mp.current_process().daemon  # a daemonic process (a pool worker) may not start processes
+    )
     renderer.threads = 1 if parallel else max(1, procs)
     _STATE.update(renderer=renderer, items=items, max_length=max_length, specs=specs)
     gc_was_on = gc.isenabled()

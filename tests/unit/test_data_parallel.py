@@ -181,3 +181,20 @@ def test_a_failing_worker_is_an_error_not_a_hang(renderer_class: type, message: 
         render_default(renderer, records, None, 2)
     assert time.monotonic() - start < 30
     assert not mp.active_children()
+
+
+def _render_in_daemon(conn: Any) -> None:
+    raws = [RawRecord(r, Origin("mem", i + 1)) for i, r in enumerate(_records(2100)) if i % 97 != 5]
+    cols = render_columns(raws, TOK, FAMILY, num_proc=2)
+    conn.send(len(cols))
+
+
+def test_a_daemonic_process_renders_alone() -> None:
+    """Inside a pool worker (daemonic: it may not start processes) the default mode runs in that process."""
+    ctx = mp.get_context("fork")
+    recv, send = ctx.Pipe(duplex=False)
+    proc = ctx.Process(target=_render_in_daemon, args=(send,), daemon=True)
+    proc.start()
+    send.close()  # a child that dies is then an EOFError here, not a wait
+    assert recv.poll(120) and recv.recv() == len([i for i in range(2100) if i % 97 != 5])
+    proc.join()
