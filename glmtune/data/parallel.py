@@ -11,13 +11,13 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from glmtune.data.formats import FormatSpec, normalize
+from glmtune.data.formats import FormatSpec
 from glmtune.data.read import materialize
-from glmtune.data.record import DataIssue, RawRecord, RecordError
+from glmtune.data.record import DataIssue, RawRecord, Record
 from glmtune.data.render.base import Renderer
 from glmtune.data.render.official import OfficialMode
 from glmtune.data.sharedmem import SharedFile
-from glmtune.data.validate import validate
+from glmtune.data.validate import checked
 
 CHUNK = 1024
 
@@ -118,20 +118,12 @@ def _render_span(span: tuple[int, int]) -> Part:
         records, index = [], []
         for k in range(start, stop):
             raw = materialize(items[k])
-            if isinstance(raw, DataIssue):
-                issues.append(raw)
-                continue
-            try:
-                record = normalize(raw, specs[raw.origin.path])
-            except RecordError as e:
-                issues.append(e.issue(raw.origin))
-                continue
-            problems = validate(record)
-            if problems:
-                issues += problems
-                continue
-            records.append(record)
-            index.append(k)
+            got = [raw] if isinstance(raw, DataIssue) else checked(raw, specs[raw.origin.path])
+            if isinstance(got, Record):
+                records.append(got)
+                index.append(k)
+            else:
+                issues += got
     flat, more = renderer.render_flat(records, _STATE["max_length"])
     owners = [index[i] for i in flat.owners]
     cut = [index[i] for i in flat.cut]

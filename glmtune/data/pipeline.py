@@ -12,12 +12,12 @@ from pathlib import Path
 from typing import Any
 
 from glmtune.data import parallel
-from glmtune.data.formats import FormatSpec, detect, get_spec, normalize
+from glmtune.data.formats import FormatSpec, detect, get_spec
 from glmtune.data.read import materialize, read_paths
-from glmtune.data.record import DataErrors, DataIssue, Origin, RawRecord, Record, RecordError, Report
+from glmtune.data.record import DataErrors, DataIssue, Origin, RawRecord, Record, Report
 from glmtune.data.render import renderer_for
 from glmtune.data.render.official import OFFICIAL_MODES, get_mode
-from glmtune.data.validate import validate
+from glmtune.data.validate import checked
 from glmtune.errors import GlmtuneError
 from glmtune.families import Family, get_family
 
@@ -65,16 +65,11 @@ def normalize_records(
     records: list[Record] = []
     issues: list[DataIssue] = []
     for raw in raws:
-        try:
-            record = normalize(raw, specs[raw.origin.path])
-        except RecordError as e:
-            issues.append(e.issue(raw.origin))
-            continue
-        problems = validate(record)
-        if problems:
-            issues += problems
+        got = checked(raw, specs[raw.origin.path])
+        if isinstance(got, Record):
+            records.append(got)
         else:
-            records.append(record)
+            issues += got
     return records, issues
 
 

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from glmtune.data.formats import MISSING
-from glmtune.data.record import DataIssue, Message, Record, type_name
+from glmtune.data.formats import MISSING, FormatSpec, normalize
+from glmtune.data.record import DataIssue, Message, RawRecord, Record, RecordError, type_name
 
 
 def loss_flag(message: Message) -> bool:
@@ -19,6 +19,15 @@ def loss_flag(message: Message) -> bool:
         return False
     loss = message.get("loss")
     return True if loss is None else bool(loss)
+
+
+def checked(raw: RawRecord, spec: FormatSpec) -> Record | list[DataIssue]:
+    """``raw`` normalised to messages (``spec``) and validated: the record, or every problem it has."""
+    try:
+        record = normalize(raw, spec)
+    except RecordError as e:
+        return [e.issue(raw.origin)]
+    return validate(record) or record
 
 
 def validate(record: Record) -> list[DataIssue]:

@@ -159,7 +159,7 @@ def sample(
     for i, row in enumerate(rows):
         if row.penalised:
             logits[i] = _penalise(logits[i], row, prompts[i], generated[i])
-        allowed = row.allowed(generated[i]) if row.starts else None
+        allowed = row.allowed(generated[i])
         if allowed is not None:
             keep = torch.tensor(allowed, device=logits.device)
             masked = torch.full_like(logits[i], float("-inf"))

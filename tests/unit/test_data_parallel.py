@@ -47,10 +47,9 @@ plans = st.builds(Plan, ids, st.lists(turns, max_size=5), st.sampled_from([(), (
 def test_layout_equals_reference_assembly(batch: list[Plan], max_length: int | None) -> None:
     renderer = renderer_for(TOK, FAMILY)
     layout = Layout.of(batch)
-    texts = [k for k in layout.sources if type(k) is str]
+    texts = [k for k in layout.keys if type(k) is str]
     encoded = dict(zip(texts, renderer.encode_texts(texts), strict=True))
-    sources = [encoded[k] if type(k) is str else k for k in layout.sources]
-    flat = layout.assemble(sources, list(enumerate(batch)), max_length)
+    flat = layout.assemble(layout.encoded(renderer.encode_texts), list(enumerate(batch)), max_length)
     for (owner, sample), plan in zip(zip(flat.owners, flat.samples(), strict=True), batch, strict=True):
         ref = assemble(plan, encoded, max_length)
         assert (sample.input_ids, sample.labels, sample.truncated) == (ref.input_ids, ref.labels, ref.truncated)

@@ -87,11 +87,7 @@ class Renderer:
             except RecordError as e:
                 issues.append(e.issue(record.origin))
         layout = Layout.of([p for _, p in plans])
-        texts = [k for k in layout.sources if type(k) is str]
-        encoded = iter(self._encode_batch(texts))
-        sources = [next(encoded) if type(k) is str else k for k in layout.sources]
-        flat = layout.assemble(sources, plans, max_length)
-        return flat, issues
+        return layout.assemble(layout.encoded(self._encode_batch), plans, max_length), issues
 
     def render(
         self, records: Sequence[Record], max_length: int | None
@@ -223,9 +219,10 @@ class Layout:
         self.marks: list[int] = []  # segments whose first token is labelled (it follows a trained turn)
         self.bounds: list[int] = []  # per plan: the number of segments at its end
 
-    @property
-    def sources(self) -> list[Piece]:
-        return list(self.keys)
+    def encoded(self, encode: Callable[[list[str]], list[Sequence[int]]]) -> list[Sequence[int]]:
+        """The ids of every source, in order: the texts encoded in one ``encode`` call, literal ids as they are."""
+        texts = iter(encode([k for k in self.keys if type(k) is str]))
+        return [next(texts) if type(k) is str else k for k in self.keys]
 
     @classmethod
     def of(cls, plans: Sequence[Plan]) -> Layout:
