@@ -34,6 +34,8 @@ def run_train(args: list[str]) -> None:
         )
     if not Path(cfg.model.path).exists():
         raise GlmtuneError(f"model.path {cfg.model.path}: no such directory")
+    for note in cfg.notes:
+        typer.echo(f"note: {note}", err=True)
     result = train(cfg)
     typer.echo(f"trained {cfg.method.name} on {cfg.model.path}")
     if result.first_loss is not None:

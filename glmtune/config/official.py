@@ -1,11 +1,18 @@
-"""The official ChatGLM3 ``finetune_demo`` command line and YAMLs, mapped onto a glmtune config.
+"""The official ChatGLM3 ``finetune_demo`` and GLM-4 ``finetune`` command lines and YAMLs, mapped onto a glmtune config.
 
-``python finetune_hf.py DATA_DIR MODEL_DIR configs/lora.yaml [yes|N]`` becomes
+``python finetune_hf.py DATA_DIR MODEL_DIR configs/lora.yaml [yes|N]`` (ChatGLM3) and
+``python finetune.py DATA_DIR MODEL_DIR configs/lora.yaml [yes|N]`` (GLM-4) become
 ``glmtune train DATA_DIR MODEL_DIR configs/lora.yaml [yes|N]`` with the YAML unchanged: ``data_config``
 (train/val/test file + num_proc), ``max_input_length``/``max_output_length``, ``training_args`` (old names such as
 ``evaluation_strategy`` accepted, ``generation_config`` included) and ``peft_config`` (``LORA``, ``PREFIX_TUNING``
 = the official P-Tuning v2, or absent = full fine-tuning). As in that script, gradient checkpointing is on and
 evaluation uses the first 50 validation records.
+
+GLM-4's extra keys keep their official meaning: ``combine: true`` makes each conversation one sample whose last
+assistant reply is learned (``data.mask_history``), ``false`` learns every reply; ``freezeV`` freezes GLM-4V's
+vision encoder, which a text model does not have (a note says so); ``swanlab`` picks the SwanLab mode, which glmtune
+does not report to unless ``training_args.report_to`` names it; ``training_args.deepspeed`` is found next to the
+config as the official ``configs/…`` path means, and dropped with a note without a CUDA GPU and DeepSpeed.
 """
 
 from __future__ import annotations
@@ -17,18 +24,34 @@ from glmtune.config.load import build_config, parse_overrides, read_yaml
 from glmtune.config.schema import TrainConfig
 from glmtune.errors import GlmtuneError
 
-OFFICIAL_KEYS = {"data_config", "max_input_length", "max_output_length", "training_args", "peft_config"}
+OFFICIAL_KEYS = {
+    "data_config",
+    "max_input_length",
+    "max_output_length",
+    "training_args",
+    "peft_config",
+    "combine",  # GLM-4
+    "freezeV",  # GLM-4 (GLM-4V)
+    "swanlab",  # GLM-4 (current finetune/)
+}
 
 
 def is_official_config(raw: dict[str, Any]) -> bool:
     return "data_config" in raw or "training_args" in raw
 
 
-def official_to_glmtune(raw: dict[str, Any], data_dir: Path, model_dir: Path, source: str) -> dict[str, Any]:
-    """The glmtune sections equivalent to an official finetune_demo YAML."""
+def official_to_glmtune(
+    raw: dict[str, Any], data_dir: Path, model_dir: Path, source: str, notes: list[str] | None = None
+) -> dict[str, Any]:
+    """The glmtune sections equivalent to an official finetune_demo YAML; ``notes`` collects the keys that cannot
+    apply here, and why."""
+    notes = notes if notes is not None else []
     unknown = set(raw) - OFFICIAL_KEYS
     if unknown:
-        raise GlmtuneError(f"{source}: unknown top-level key(s) {', '.join(sorted(unknown))} in a finetune_demo config")
+        raise GlmtuneError(
+            f"{source}: unknown top-level key(s) {', '.join(sorted(unknown))} in a finetune_demo config "
+            f"(known: {', '.join(sorted(OFFICIAL_KEYS))})"
+        )
     data_cfg = raw.get("data_config") or {}
     if "train_file" not in data_cfg:
         raise GlmtuneError(f"{source}: data_config.train_file is required")
@@ -49,17 +72,57 @@ def official_to_glmtune(raw: dict[str, Any], data_dir: Path, model_dir: Path, so
             raise GlmtuneError(f"{source}: {key} is required")
         data[key] = int(raw[key])
     data["max_length"] = data["max_input_length"] + data["max_output_length"] + 1
+    for key in ("combine", "freezeV"):
+        if key in raw and not isinstance(raw[key], bool):
+            raise GlmtuneError(f"{source}: {key}: expected true or false, got {raw[key]!r}")
+    if raw.get("combine"):
+        data["mask_history"] = True
+    if raw.get("freezeV"):
+        notes.append(
+            "freezeV: the official script freezes GLM-4V's vision encoder; this text model has none (nothing to freeze)"
+        )
+    swanlab = raw.get("swanlab")
+    if swanlab is not None and str(swanlab).lower() != "disabled":
+        notes.append(
+            f"swanlab: {swanlab}: glmtune reports only to training_args.report_to (report_to: swanlab, with the "
+            "swanlab package installed, sends the run to SwanLab)"
+        )
+    if training.get("deepspeed"):
+        _deepspeed(training, Path(source), notes)
     training.setdefault("activation_checkpointing", True)
     training.setdefault("remove_unused_columns", False)
     return {
         "model": {"path": str(model_dir)},
         "data": data,
-        "method": _method(raw.get("peft_config"), source),
+        "method": _method(raw.get("peft_config"), source, notes),
         "training": training,
     }
 
 
-def _method(peft: dict[str, Any] | None, source: str) -> dict[str, Any]:
+def _deepspeed(training: dict[str, Any], config: Path, notes: list[str]) -> None:
+    """``training_args.deepspeed``: the official ``configs/ds_zero_2.json`` is relative to the directory the
+    official script runs in (the config's parent); dropped, with a note, without a CUDA GPU or the deepspeed
+    package (DeepSpeed's CPU path needs MPI and is no way to fine-tune)."""
+    import importlib.util
+
+    import torch
+
+    value = training["deepspeed"]
+    if not torch.cuda.is_available() or importlib.util.find_spec("deepspeed") is None:
+        training.pop("deepspeed")
+        missing = "no CUDA GPU" if not torch.cuda.is_available() else "the deepspeed package is not installed"
+        notes.append(f"training_args.deepspeed: {value}: {missing}, training without DeepSpeed")
+        return
+    if not isinstance(value, str):
+        return  # an inline DeepSpeed config (a mapping) goes to transformers as it is
+    for candidate in (Path(value), config.parent / value, config.parent.parent / value):
+        if candidate.is_file():
+            training["deepspeed"] = str(candidate)
+            return
+    raise GlmtuneError(f"{config}: training_args.deepspeed: {value}: no such file (next to the config or here)")
+
+
+def _method(peft: dict[str, Any] | None, source: str, notes: list[str]) -> dict[str, Any]:
     if not peft:
         return {"name": "full"}
     kind = str(peft.get("peft_type", "")).upper()
@@ -73,6 +136,12 @@ def _method(peft: dict[str, Any] | None, source: str) -> dict[str, Any]:
             method["lora_targets"] = [targets] if isinstance(targets, str) else list(targets)
         return method
     if kind == "PREFIX_TUNING":
+        shape = [k for k in ("num_attention_heads", "token_dim", "num_layers") if k in peft]
+        if shape:
+            notes.append(
+                f"peft_config.{'/'.join(shape)}: the prefix shape follows the model (its layers, key/value heads "
+                "and head size), as the official prefix encoder's does"
+            )
         return {
             "name": "ptuning-v2",
             "pre_seq_len": int(peft.get("num_virtual_tokens", 128)),
@@ -93,7 +162,8 @@ def load_official(
     for path, what in ((data_dir, "DATA_DIR"), (model_dir, "MODEL_DIR")):
         if not Path(path).is_dir():
             raise GlmtuneError(f"{path}: {what} is not a directory")
-    sections = official_to_glmtune(raw, Path(data_dir), Path(model_dir), config_path)
+    notes: list[str] = []
+    sections = official_to_glmtune(raw, Path(data_dir), Path(model_dir), config_path, notes)
     if resume:
         word = resume.strip().lower()
         if word == "yes":
@@ -102,4 +172,6 @@ def load_official(
             sections["training"]["resume"] = word
         elif word != "no":
             raise GlmtuneError(f"resume argument {resume!r}: use yes, no or a checkpoint number")
-    return build_config(sections, parse_overrides(overrides or []), source=config_path)
+    cfg = build_config(sections, parse_overrides(overrides or []), source=config_path)
+    cfg.notes += notes
+    return cfg

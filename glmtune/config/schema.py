@@ -44,6 +44,7 @@ class DataConfig:
     dataset_info: str | None = None  # a LLaMA-Factory dataset_info.json entry "FILE:NAME"
     mode: str = "default"
     max_length: int = 2048
+    mask_history: bool = False  # default mode: train only the last reply of each conversation
     max_input_length: int | None = None
     max_output_length: int | None = None
     max_source_length: int | None = None
@@ -89,3 +90,4 @@ class TrainConfig:
     training: GlmtuneTrainingArguments
     generation: dict[str, Any] = field(default_factory=dict)
     source: str = ""  # where the config came from (for messages)
+    notes: list[str] = field(default_factory=list)  # keys of an official config that could not apply, and why

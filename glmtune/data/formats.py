@@ -12,6 +12,7 @@ A user's LLaMA-Factory ``dataset_info.json`` entry works as the mapping (:func:`
 
 from __future__ import annotations
 
+import itertools
 import json
 from dataclasses import dataclass, field, replace
 from functools import cached_property
@@ -337,7 +338,35 @@ def _messages(obj: dict[str, Any], spec: FormatSpec) -> tuple[list[Message], lis
                 if msg["content"] is None or msg["content"] is MISSING:
                     msg["content"] = ""
             messages.append(msg)
+    _json_calls(messages)
     return messages, _tools(obj, spec.col("tools"))
+
+
+def _json_calls(messages: list[Message]) -> None:
+    """An assistant message whose content is a JSON tool call ``{"name", "arguments"}`` (or a list of them) and
+    that an observation follows is a tool call: the GLM-4 README's tool data, and plain sharegpt ``gpt`` turns."""
+    for m, after in itertools.pairwise(messages):
+        if m["role"] != "assistant" or m.get("tool_calls") or after["role"] != "observation":
+            continue
+        content = m.get("content")
+        if not isinstance(content, str) or content.strip()[:1] not in ("{", "["):
+            continue
+        try:
+            parsed = json.loads(content)
+        except json.JSONDecodeError:
+            continue
+        items = parsed if isinstance(parsed, list) else [parsed]
+        if items and all(isinstance(c, dict) and isinstance(c.get("name"), str) for c in items):
+            try:
+                m["tool_calls"] = _calls(parsed, _content_src(m))
+            except RecordError:
+                continue
+            m["content"] = ""
+
+
+def _content_src(m: Message) -> str:
+    src = m.get("src", "")
+    return f"{src}.content" if src.endswith("]") else src
 
 
 def _tool_turn(item: dict[str, Any], src: str, content_tag: str, content: Any) -> list[Message]:

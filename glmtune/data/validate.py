@@ -63,7 +63,11 @@ def validate(record: Record) -> list[DataIssue]:
                 elif not isinstance(tools, list) or not all(isinstance(t, dict) for t in tools):
                     bad(_join(src, "tools"), f"expected a list of tool definitions (objects), got {type_name(tools)}")
         if m["role"] == "observation" and not _is_call(previous):
-            bad(src or "messages", "an observation must follow a tool call (an assistant message with a tool call)")
+            bad(
+                src or "messages",
+                "an observation must follow a tool call (an assistant message with tool_calls, a tool name as "
+                'metadata, or the JSON content {"name": ..., "arguments": {...}})',
+            )
         previous = m
     assistants = [m for m in messages if m["role"] == "assistant"]
     if not assistants:

@@ -24,8 +24,13 @@ def mode_settings(cfg: TrainConfig) -> dict[str, Any]:
     """The length settings each rendering mode takes, from the config's data section."""
     d = cfg.data
     mode = d.mode
+    if d.mask_history and mode != "default":
+        raise GlmtuneError(f"data.mask_history applies to the default mode, not {mode!r} (it has its own rules)")
     if mode == "default":
-        return {"max_length": d.max_length}
+        settings: dict[str, Any] = {"max_length": d.max_length}
+        if d.mask_history:
+            settings["mask_history"] = True
+        return settings
     if mode == "chatglm3-multiturn":
         return {"max_seq_length": d.max_length}
     if mode == "chatglm3-finetune-demo":

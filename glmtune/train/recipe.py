@@ -47,6 +47,8 @@ def fingerprint(cfg: TrainConfig) -> dict[str, Any]:
         "lora_r": cfg.method.lora_r if cfg.method.name in ("lora", "qlora") else None,
         "pre_seq_len": cfg.method.pre_seq_len if cfg.method.name == "ptuning-v2" else None,
     }
+    if cfg.data.mask_history:
+        summary["mask_history"] = True
     digest = hashlib.sha256(json.dumps(summary, sort_keys=True).encode()).hexdigest()[:16]
     return {"fingerprint": digest, "summary": summary}
 

@@ -60,6 +60,7 @@ class Renderer:
         self.tokenizer = tokenizer
         self.family = family
         self.threads = 1  # encoder threads (1 inside worker processes)
+        self.mask_history = False  # train only the last trained reply of each record
         self._encode = self.make_encoder()
 
     def make_encoder(self) -> Encoder:
@@ -83,7 +84,8 @@ class Renderer:
         issues: list[DataIssue] = []
         for i, record in enumerate(records):
             try:
-                plans.append((i, self.plan(record)))
+                plan = self.plan(record)
+                plans.append((i, last_reply_only(plan) if self.mask_history else plan))
             except RecordError as e:
                 issues.append(e.issue(record.origin))
         layout = Layout.of([p for _, p in plans])
@@ -95,6 +97,16 @@ class Renderer:
         """(index, sample) for every record that renders, and the issues of those that do not."""
         flat, issues = self.render_flat(records, max_length)
         return list(zip(flat.owners, flat.samples(), strict=True)), issues
+
+
+def last_reply_only(plan: Plan) -> Plan:
+    """``plan`` with every trained turn but the last one made prompt (``data.mask_history``, the official GLM-4
+    ``combine: true``: the conversation is one sample whose last reply is learned)."""
+    last = max((k for k, t in enumerate(plan.turns) if t.loss), default=None)
+    if last is None:
+        return plan
+    turns = [t if k == last or not t.loss else t._replace(loss=False) for k, t in enumerate(plan.turns)]
+    return Plan(plan.prefix, turns, plan.end)
 
 
 # ---------------------------------------------------------------------------------------------------- assembly
