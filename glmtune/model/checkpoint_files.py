@@ -8,6 +8,7 @@ read with ``weights_only=True`` and memory-mapped, so checking costs no RAM.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -57,6 +58,24 @@ def find_weight_files(directory: Path) -> WeightFiles:
     )
 
 
+def unreadable_weights(path: Path, error: Exception) -> GlmtuneError:
+    """One clear line for a weight file that ``torch.load(weights_only=True)`` (or safetensors) refused.
+
+    A pickle that needs anything but tensors and plain containers (a class, a function such as ``os.system``)
+    is refused on purpose: say so, instead of suggesting the file is damaged.
+    """
+    text = str(error).strip()
+    if text.startswith("Weights only load failed") or "unsupported global" in text.lower():
+        found = re.search(r"GLOBAL ([\w.]+)", text)
+        what = f" (it asks for {found.group(1)})" if found else ""
+        return GlmtuneError(
+            f"{path}: refused for safety: the pickle holds objects other than tensors{what}; glmtune reads "
+            "pickled weights with weights_only=True and never runs code from a checkpoint"
+        )
+    first = text.splitlines()[0] if text else type(error).__name__
+    return GlmtuneError(f"{path}: cannot read weights (truncated or corrupt?): {first}")
+
+
 def iter_shapes(files: WeightFiles) -> Iterator[tuple[str, tuple[int, ...], Path]]:
     """(name, shape, file) of every stored tensor, reading headers only."""
     for path in files.files:
@@ -71,7 +90,7 @@ def iter_shapes(files: WeightFiles) -> Iterator[tuple[str, tuple[int, ...], Path
             try:
                 state = torch.load(str(path), map_location="cpu", weights_only=True, mmap=True)
             except Exception as e:
-                raise GlmtuneError(f"{path}: cannot read weights (weights_only=True): {e}") from None
+                raise unreadable_weights(path, e) from None
             for key, tensor in state.items():
                 yield key, tuple(tensor.shape), path
             del state

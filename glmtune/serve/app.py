@@ -14,9 +14,10 @@ import time
 from collections.abc import AsyncIterator
 from typing import Any
 
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
 from sse_starlette.sse import EventSourceResponse
 from starlette.concurrency import run_in_threadpool
+from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from glmtune.infer.engine import Reply
@@ -141,7 +142,7 @@ def create_app(
         return model_card
 
     @app.post("/v1/chat/completions", response_model=None)
-    async def chat(req: ChatCompletionRequest) -> Any:
+    async def chat(req: ChatCompletionRequest, request: Request) -> Any:
         if req.model != model_name:
             raise APIError(
                 404,
@@ -167,14 +168,35 @@ def create_app(
             include_usage = bool(req.stream_options and req.stream_options.include_usage)
             return EventSourceResponse(_sse(job, cid, created, model_name, include_usage), sep="\n", ping=15)
         try:
-            reply = await job.result()
+            reply = await _unless_disconnected(job, request)
         except RuntimeError as e:
             raise APIError(500, str(e), type="server_error") from None
         finally:
             job.cancel()  # no-op once finished; stops generation when the client went away
+        if reply is None:  # nobody is listening: answer nothing (the connection is gone)
+            return Response(status_code=499)
         return completion(reply, cid, created, model_name)
 
     return app
+
+
+async def _unless_disconnected(job: Job, request: Request) -> Reply | None:
+    """``job``'s reply, or None as soon as the client disconnects (the job is cancelled at once, so its row
+    leaves the batch at the next scheduler step instead of generating for nobody up to ``max_tokens``)."""
+
+    async def gone() -> None:
+        while (await request.receive())["type"] != "http.disconnect":
+            pass
+
+    result, watch = asyncio.ensure_future(job.result()), asyncio.ensure_future(gone())
+    try:
+        await asyncio.wait({result, watch}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        watch.cancel()
+        if not result.done():
+            job.cancel()
+            result.cancel()
+    return result.result() if result.done() and not result.cancelled() else None
 
 
 async def _sse(job: Job, cid: str, created: int, model: str, include_usage: bool) -> AsyncIterator[str]:

@@ -193,3 +193,33 @@ def test_gradient_checkpointing_with_left_padding(tiny3: Path) -> None:
     ckpt.backward()
     g2 = model.model.layers[0].self_attn.q_proj.weight.grad
     assert torch.allclose(plain, ckpt) and torch.allclose(g1, g2, atol=1e-6)
+
+
+class _Evil:
+    """A pickle that would run a shell command when unpickled without ``weights_only``."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self) -> tuple:
+        import os
+
+        return (os.system, (f"touch {self.marker}",))
+
+
+@pytest.mark.parametrize("family", ["chatglm", "chatglm3"])
+def test_malicious_pickle_is_refused_for_safety(tmp_path: Path, family: str) -> None:
+    ckpt = make_tiny(family, tmp_path / family, fmt="bin")
+    marker = tmp_path / "code-ran"
+    first = sorted(ckpt.glob("pytorch_model*.bin"))[0]
+    torch.save({"transformer.word_embeddings.weight": _Evil(marker)}, first)
+    with pytest.raises(GlmtuneError, match=r"refused for safety: the pickle holds objects other than tensors") as e:
+        glmtune.load(ckpt)
+    assert "system" in str(e.value) and "corrupt" not in str(e.value)
+    if family == "chatglm":  # the server refuses to start, with one line and exit 2
+        proc = subprocess.run(
+            [sys.executable, "-m", "glmtune.cli", "serve", str(ckpt)], capture_output=True, text=True, cwd=REPO
+        )
+        lines = [ln for ln in proc.stderr.splitlines() if ln.strip()]
+        assert proc.returncode == 2 and len(lines) == 1 and "refused for safety" in lines[0], proc.stderr
+    assert not marker.exists(), "code from the checkpoint ran"

@@ -22,7 +22,7 @@ from glmtune.io import atomic_directory, atomic_write_text
 from glmtune.model.chatglm_v1.configuration import ChatGLMv1Config
 from glmtune.model.chatglm_v1.layers import rotary_inv_freq
 from glmtune.model.chatglm_v1.modeling import ChatGLMv1ForCausalLM
-from glmtune.model.checkpoint_files import find_weight_files
+from glmtune.model.checkpoint_files import find_weight_files, unreadable_weights
 
 ROTARY_BUFFER = "attention.rotary_emb.inv_freq"
 OFFICIAL_PREFIX = "transformer.prefix_encoder."
@@ -58,11 +58,8 @@ def _read_file(path: Path) -> dict[str, torch.Tensor]:
             if "mmap" not in str(e):
                 raise
             state = torch.load(str(path), map_location="cpu", weights_only=True)
-    except Exception as e:  # truncated, corrupt or not a weights file
-        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        if first.startswith("Weights only load failed"):
-            first = "not a plain tensor file (read with weights_only=True)"
-        raise GlmtuneError(f"{path}: cannot read weights (truncated or corrupt?): {first}") from None
+    except Exception as e:  # truncated, corrupt, not a weights file, or a pickle that needs more than tensors
+        raise unreadable_weights(path, e) from None
     if not isinstance(state, dict):
         raise GlmtuneError(f"{path}: not a state dict of tensors")
     return state
