@@ -51,6 +51,7 @@ class DataConfig:
     max_target_length: int | None = None
     ignore_pad_token_for_loss: bool = True
     pack: bool = False
+    reasoning: str = "last"  # reasoning models: which assistant turns keep their reasoning (last | all | none)
     num_proc: int | None = None
     skip_invalid: bool = False
     max_eval_samples: int | None = None

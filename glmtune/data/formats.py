@@ -330,7 +330,7 @@ def _messages(obj: dict[str, Any], spec: FormatSpec) -> tuple[list[Message], lis
         else:
             msg: Message = {"role": role, "content": content, "src": src}
             if len(item) > 2 or content is MISSING:  # more than role and content
-                for key in ("loss", "metadata", "tools"):
+                for key in ("loss", "metadata", "tools", "reasoning_content"):
                     if item.get(key) is not None:
                         msg[key] = _maybe_json(item[key]) if key == "tools" else item[key]
             if role == "assistant" and item.get("tool_calls"):

@@ -181,13 +181,19 @@ def render_columns(
     family = get_family(family) if isinstance(family, str) else family
     local = Report()
     if mode == DEFAULT_MODE:
-        unknown = set(settings) - {"max_length", "mask_history"}
+        unknown = set(settings) - {"max_length", "mask_history", "reasoning"}
         if unknown:
-            raise GlmtuneError(f"the default mode takes max_length and mask_history, not {', '.join(sorted(unknown))}")
+            raise GlmtuneError(
+                f"the default mode takes max_length, mask_history and reasoning, not {', '.join(sorted(unknown))}"
+            )
         if variant != "train":
             raise GlmtuneError("the default mode has no eval variant: render the eval split the same way")
         renderer = renderer_for(tokenizer, family)
         renderer.mask_history = bool(settings.get("mask_history"))
+        reasoning = settings.get("reasoning", "last")
+        if reasoning not in ("last", "all", "none"):
+            raise GlmtuneError(f"data.reasoning {reasoning!r}: choose last, all or none")
+        renderer.reasoning = reasoning
         procs = _procs(num_proc, len(records))
         if all(isinstance(r, Record) for r in records):
             cols, issues = parallel.render_default(renderer, records, settings.get("max_length"), procs)

@@ -53,6 +53,9 @@ def validate(record: Record) -> list[DataIssue]:
             loss = m.get("loss")
             if loss is not None and not (isinstance(loss, bool) or (type(loss) is int and loss in (0, 1))):
                 bad(_join(src, "loss"), f"expected true or false, got {_show(loss)}")
+            reasoning = m.get("reasoning_content")
+            if reasoning is not None and not isinstance(reasoning, str):
+                bad(_join(src, "reasoning_content"), f"expected a string, got {type_name(reasoning)}")
             metadata = m.get("metadata")
             if metadata is not None and not isinstance(metadata, str):
                 bad(_join(src, "metadata"), f"expected a string (the tool name), got {type_name(metadata)}")

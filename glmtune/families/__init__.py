@@ -12,8 +12,12 @@ from glmtune.families.chatglm import CHATGLM
 from glmtune.families.chatglm2 import CHATGLM2
 from glmtune.families.chatglm3 import CHATGLM3
 from glmtune.families.glm4 import GLM4
+from glmtune.families.glm4_0414 import GLM4_0414
 
-FAMILIES: dict[str, Family] = {f.name: f for f in (CHATGLM, CHATGLM2, CHATGLM3, GLM4)}
+FAMILIES: dict[str, Family] = {f.name: f for f in (CHATGLM, CHATGLM2, CHATGLM3, GLM4, GLM4_0414)}
+NATIVE_MODEL_TYPES: dict[str, Family] = {
+    getattr(f, "model_type", ""): f for f in FAMILIES.values() if f.architecture == "native"
+}
 VARIANTS: dict[str, tuple[Family, Variant]] = {v.name: (f, v) for f in FAMILIES.values() for v in f.variants}
 
 
@@ -46,6 +50,8 @@ def detect_family(config: dict[str, Any], directory: Path | None = None) -> Fami
     if config.get("glmtune_family"):
         return get_family(config["glmtune_family"])
     model_type = config.get("model_type")
+    if model_type in NATIVE_MODEL_TYPES:
+        return NATIVE_MODEL_TYPES[model_type]
     name = str(config.get("_name_or_path", "")).lower()
     if model_type == "glm":
         if config.get("vocab_size", 0) >= 150000 or "glm-4" in name or "glm4" in name:
@@ -53,8 +59,8 @@ def detect_family(config: dict[str, Any], directory: Path | None = None) -> Fami
         return CHATGLM3
     if model_type not in ("chatglm", "chatglm_v1"):
         raise GlmtuneError(
-            f"{directory or 'config.json'}: model_type {model_type!r} is not a ChatGLM checkpoint "
-            "(expected 'chatglm' or a native 'glm')"
+            f"{directory or 'config.json'}: model_type {model_type!r} is not a ChatGLM/GLM checkpoint "
+            f"(expected 'chatglm', 'glm' or one of {', '.join(sorted(NATIVE_MODEL_TYPES))})"
         )
     if "position_encoding_2d" in config or "inner_hidden_size" in config or model_type == "chatglm_v1":
         return CHATGLM

@@ -43,6 +43,7 @@ class Variant:
     name: str
     name_or_path: str
     config_overrides: dict[str, Any] = field(default_factory=dict)
+    template: str = ""  # native families: the chat template style of this flavour ("" = the family's default)
 
 
 @dataclass(frozen=True)
@@ -61,6 +62,10 @@ class Family:
     invalid_score_token: int  # official InvalidScoreLogitsProcessor puts 5e4 here on NaN/inf scores
     variants: tuple[Variant, ...] = ()
     supports_tools: bool = False
+    openai_tools: bool = False  # tool definitions are prompted in the OpenAI shape ({"type": "function", ...})
+    reasoning: bool = False  # replies may open with a <think> block (returned apart as reasoning_content)
+    tool_calls_in_text: bool = False  # tool calls are tagged inside the reply text (content streams before them)
+    supports_ptuning: bool = True
 
     # ------------------------------------------------------------ prompt format
     def render_chat(self, tokenizer: Any, messages: list[Message], add_generation_prompt: bool = True) -> list[int]:
@@ -83,6 +88,16 @@ class Family:
     def tool_call_start(self, tokenizer: Any, name: str) -> list[int]:
         """The ids a reply calling tool ``name`` begins with (after ``<|assistant|>``: the name line)."""
         raise NotImplementedError(f"{self.title} has no tool-call format")
+
+    def split_reasoning(self, text: str, opened: bool = False) -> tuple[str, str]:
+        """(reasoning, the rest) of generated text; ``opened``: the prompt ended inside a think block."""
+        return "", text
+
+    def reply_message(self, content: str, calls: list[ToolCall], reasoning: str = "") -> Message:
+        """The assistant message a reply becomes in the history (a tool call in the family's own format)."""
+        if calls:
+            return self.format_tool_call(calls[0])
+        return {"role": "assistant", "metadata": "", "content": content}
 
     # ------------------------------------------------------------ generation
     def stop_token_ids(self, tokenizer: Any) -> list[int]:

@@ -134,5 +134,6 @@ GLM4 = GLM4Family(
     official_modules=GLM_OFFICIAL_MODULES,
     invalid_score_token=198,
     supports_tools=True,
+    openai_tools=True,
     variants=(Variant("glm4", "THUDM/glm-4-9b-chat", {"seq_length": 131072, "rope_ratio": 500}),),
 )

@@ -35,7 +35,7 @@ def tools_system_message(family: Family, messages: list[Message], tools: list[di
         raise GlmtuneError(f"{family.title} has no tool-calling prompt format")
     out = [dict(m) for m in messages]
     system = next((m for m in out if m["role"] == "system"), None)
-    if family.name == "glm4":
+    if family.openai_tools:
         defs = [as_openai(t) for t in tools]
         default = ""
     else:

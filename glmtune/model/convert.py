@@ -37,12 +37,18 @@ def save_model(
         raise GlmtuneError(f"--layout/--to {layout!r}: choose native or original")
     if dtype is not None and dtype not in DTYPES:
         raise GlmtuneError(f"--dtype {dtype!r}: choose fp32, bf16 or fp16")
+    if loaded.family.architecture == "native" and layout != "native":
+        raise GlmtuneError(
+            f"{loaded.family.title} checkpoints are native transformers directories: use --layout native"
+        )
     model = loaded.model
     if dtype is not None:
         model = model.to(DTYPES[dtype])
     with atomic_directory(Path(dst), overwrite=force) as tmp:
         if loaded.family.architecture == "chatglm-v1":
             _save_v1(loaded, model, tmp, layout)
+        elif loaded.family.architecture == "native":
+            _save_plain(loaded, model, tmp)
         elif layout == "native":
             _save_native(loaded, model, tmp)
         else:
@@ -68,6 +74,14 @@ def _save_native(loaded: LoadedModel, model: Any, out: Path) -> None:
     _write_generation_config(loaded, out)
     build_fast_tokenizer(loaded.tokenizer, loaded.family).save_pretrained(str(out))
     loaded.tokenizer.save_vocabulary(str(out))
+
+
+def _save_plain(loaded: LoadedModel, model: Any, out: Path) -> None:
+    """A native family's model as its official HF repos ship it (MoE experts one module per expert)."""
+    model.config.glmtune_family = loaded.family.name
+    model.save_pretrained(str(out), max_shard_size="2GB")
+    _write_generation_config(loaded, out)
+    loaded.tokenizer.save_pretrained(str(out))
 
 
 def _write_generation_config(loaded: LoadedModel, out: Path) -> None:

@@ -77,13 +77,19 @@ def load(
     tokenizer = load_tokenizer(directory, fam, **(tokenizer_kwargs or {}))
     if fam.architecture == "chatglm-v1":
         model, layout = _load_v1(directory, config, torch_dtype, device_map)
+    elif fam.architecture == "native":
+        from glmtune.model.tiny_native import model_class
+
+        cls = model_class(fam)  # type: ignore[arg-type]
+        model, layout = _load_native(directory, torch_dtype, device_map, attn_implementation, quantization_config, cls)
     elif config.get("model_type") == "glm":
         model, layout = _load_native(directory, torch_dtype, device_map, attn_implementation, quantization_config)
     else:
         model, layout = _load_original(
             directory, config, fam, torch_dtype, device_map, attn_implementation, quantization_config
         )
-    _match_official_embedding(model)
+    if fam.architecture != "native":
+        _match_official_embedding(model)
     if prefix is not None:
         model = _attach_prefix(model, fam, Path(prefix))
     model.generation_config.pad_token_id = tokenizer.pad_token_id
@@ -162,13 +168,15 @@ def _embedded_prefix(model: Any, files: Any, config: dict[str, Any]) -> Any:
     return model
 
 
-def _load_native(directory: Path, dtype: torch.dtype, device_map: Any, attn: str, quantization_config: Any):
+def _load_native(
+    directory: Path, dtype: torch.dtype, device_map: Any, attn: str, quantization_config: Any, cls: Any = None
+):
     from transformers import GlmForCausalLM
 
     find_weight_files(directory)
     _quiet_loading()
     try:
-        model = GlmForCausalLM.from_pretrained(
+        model = (cls or GlmForCausalLM).from_pretrained(
             str(directory),
             dtype=dtype,
             device_map=device_map,

@@ -60,6 +60,12 @@ def make_tiny(variant: str, out_dir: str | Path, fmt: str = "safetensors", seed:
         raise GlmtuneError(f"--format {fmt!r}: choose safetensors or bin")
     family, var = VARIANTS[variant]
     out = Path(out_dir)
+    if family.architecture == "native":
+        from glmtune.model.tiny_native import write_tiny_native
+
+        with atomic_directory(out) as tmp:
+            write_tiny_native(tmp, family, var, asset_path("glm4_tokenizer.model"), fmt, seed, INIT_STD)  # type: ignore[arg-type]
+        return out
     with atomic_directory(out) as tmp:
         vocab = asset_path(ASSETS[family.name])
         shutil.copyfile(vocab, tmp / family.tokenizer_file)

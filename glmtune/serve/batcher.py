@@ -120,7 +120,7 @@ class Batcher:
             or 2048
         )
         if backend == "auto":
-            backend = "continuous" if engine.family.architecture == "glm" else "generate"
+            backend = "generate" if engine.family.architecture == "chatglm-v1" else "continuous"
         self.backend = ContinuousBackend(self) if backend == "continuous" else GenerateBackend(self)
         self._waiting: deque[Job] = deque()
         self._cond = threading.Condition()

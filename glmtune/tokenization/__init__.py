@@ -27,6 +27,12 @@ def load_tokenizer(directory: str | Path, family: Family, **kwargs: Any) -> Any:
             cfg = json.loads(cfg_path.read_text(encoding="utf-8"))
         except json.JSONDecodeError as e:
             raise GlmtuneError(f"{cfg_path}:{e.lineno}: invalid JSON: {e.msg}") from None
+    if family.architecture == "native":  # the checkpoint's own HF tokenizer and chat template
+        from glmtune.tokenization.native import load_native_tokenizer
+
+        tokenizer = load_native_tokenizer(directory, family, cfg, **kwargs)
+        tokenizer.glmtune_family = family.name
+        return tokenizer
     try:
         tokenizer = _build(family, vocab, cfg, kwargs)
     except GlmtuneError:

@@ -30,6 +30,8 @@ def mode_settings(cfg: TrainConfig) -> dict[str, Any]:
         settings: dict[str, Any] = {"max_length": d.max_length}
         if d.mask_history:
             settings["mask_history"] = True
+        if d.reasoning != "last":
+            settings["reasoning"] = d.reasoning
         return settings
     if mode == "chatglm3-multiturn":
         return {"max_seq_length": d.max_length}

@@ -108,6 +108,8 @@ def _cpu_4bit_fix(model: Any) -> None:
 
 
 def _apply_ptuning(model: Any, family: Family, method: MethodConfig) -> Any:
+    if not family.supports_ptuning:
+        raise GlmtuneError(f"method ptuning-v2: {family.title} has no P-Tuning v2 (it is a ChatGLM method); use lora")
     if family.architecture == "chatglm-v1":
         from glmtune.model.chatglm_v1.ptuning import add_prefix_v1
 

@@ -61,13 +61,14 @@ def make_scripted(family_name: str, root: Path, steps: int = 300) -> Scripted:
     base = make_tiny(family_name, root / family_name)
     loaded = load_for_inference(base)
     tok, fam = loaded.tokenizer, loaded.family
-    stop = {"tool": tok.get_command("<|observation|>"), "text": tok.get_command("<|user|>")}
+    token_id = getattr(tok, "get_command", tok.convert_tokens_to_ids)
+    stop = {"tool": token_id("<|observation|>"), "text": token_id("<|user|>")}
     rows: list[tuple[list[int], int]] = []
     for before, reply in conversations(fam):
         prompt = fam.render_chat(tok, before, add_generation_prompt=True)
         full = fam.render_chat(tok, [*before, reply], add_generation_prompt=False)
         assert full[: len(prompt)] == prompt, "prompt is not a prefix of the rendered conversation"
-        full = [*full, stop["tool"] if reply.get("metadata") else stop["text"]]
+        full = [*full, stop["tool"] if reply.get("metadata") or reply.get("tool_calls") else stop["text"]]
         rows.append((full, len(prompt)))
     torch.manual_seed(0)
     model = get_peft_model(

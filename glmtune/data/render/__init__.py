@@ -14,14 +14,16 @@ RENDERERS = {
     "chatglm2": "glmtune.data.render.chatglm2:ChatGLM2Renderer",
     "chatglm3": "glmtune.data.render.chatglm3:ChatGLM3Renderer",
     "glm4": "glmtune.data.render.glm4:GLM4Renderer",
+    "native": "glmtune.data.render.native:NativeRenderer",
 }
 
 
 def renderer_for(tokenizer: Any, family: Family) -> Renderer:
     """The default-mode renderer of ``family`` (a per-family module in this package)."""
-    if family.name not in RENDERERS:
+    key = "native" if family.architecture == "native" else family.name
+    if key not in RENDERERS:
         raise GlmtuneError(f"no renderer for family {family.name}")
-    module, cls = RENDERERS[family.name].split(":")
+    module, cls = RENDERERS[key].split(":")
     return getattr(import_module(module), cls)(tokenizer, family)
 
 

@@ -55,6 +55,7 @@ class Renderer:
     """Base class of the per-family default renderers (``render/<family>.py``)."""
 
     family_name: ClassVar[str] = ""
+    reasoning: str = "last"  # which assistant turns keep their reasoning (families with a reasoning format)
 
     def __init__(self, tokenizer: Any, family: Family) -> None:
         self.tokenizer = tokenizer
