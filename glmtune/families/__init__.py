@@ -59,7 +59,7 @@ def detect_family(config: dict[str, Any], directory: Path | None = None) -> Fami
         return CHATGLM3
     if model_type not in ("chatglm", "chatglm_v1"):
         raise GlmtuneError(
-            f"{directory or 'config.json'}: model_type {model_type!r} is not a ChatGLM/GLM checkpoint "
+            f"{directory or 'config.json'}: model_type {model_type!r} is not a ChatGLM checkpoint "
             f"(expected 'chatglm', 'glm' or one of {', '.join(sorted(NATIVE_MODEL_TYPES))})"
         )
     if "position_encoding_2d" in config or "inner_hidden_size" in config or model_type == "chatglm_v1":
