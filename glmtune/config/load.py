@@ -21,13 +21,12 @@ from glmtune.config.schema import (
 from glmtune.errors import GlmtuneError
 
 SECTIONS = {"model": ModelConfig, "data": DataConfig, "method": MethodConfig, "training": GlmtuneTrainingArguments}
-# names older transformers (and the official YAMLs) use
+# names older transformers (and the official YAMLs) use that transformers 5 no longer has; ``gradient_checkpointing``
+# is not here: transformers 5 keeps it as an alias of ``activation_checkpointing`` and resolves it itself
 RENAMED_TRAINING_ARGS = {
     "evaluation_strategy": "eval_strategy",
     "no_cuda": "use_cpu",
     "warmup_ratio": "warmup_steps",
-    "gradient_checkpointing": "activation_checkpointing",
-    "gradient_checkpointing_kwargs": "activation_checkpointing_kwargs",
 }
 LIST_FIELDS = {("data", "train"), ("data", "eval"), ("data", "test")}
 

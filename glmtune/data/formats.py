@@ -81,15 +81,6 @@ FORMATS: dict[str, FormatSpec] = {
     ),
     "adgen": FormatSpec("adgen", "pairs", {"prompt": "content", "response": "summary"}),
 }
-FORMAT_HELP = {
-    "chatglm3": "conversations: [{role, content, loss?, metadata?}] with system/user/assistant/tool/observation, tools",
-    "glm4": "messages: [{role, content, tools?, metadata?, tool_calls?}]",
-    "sharegpt": "conversations: [{from, value}] with human/gpt/function_call/observation/system, tools (JSON string)",
-    "alpaca": "instruction, input, output, optional system and history",
-    "input-output": "input, output (or target)",
-    "prompt-response": "prompt, response, optional history (ChatGLM-6B/ChatGLM2 ptuning)",
-    "adgen": "content, summary (AdvertiseGen)",
-}
 
 
 # ---------------------------------------------------------------------------------------------------- specs

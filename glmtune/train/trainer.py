@@ -2,6 +2,8 @@
 
 1. Checkpoints are written to ``output_dir/.staging/checkpoint-N`` and renamed into place once complete, so a kill
    during a save never leaves a broken latest checkpoint (``--resume auto`` then picks the last complete one).
+   No public hook can redirect a checkpoint, so this overrides private ``Trainer`` methods: every one of them is
+   pinned in :mod:`glmtune.train.trainer_pins` (a test fails when transformers changes them).
 2. With ``predict_with_generate``, each eval sample's reply (its last loss-bearing span) is generated from the
    prompt before it, left-padded, and scored with the official metrics; the eval loss is computed as usual.
 """
@@ -28,6 +30,7 @@ class GlmTrainer(Seq2SeqTrainer):
         save_fn: Any = None,
         **kwargs: Any,
     ):
+        self._staging_dir: str | None = None  # set while a checkpoint is written (see _save_checkpoint)
         super().__init__(*args, **kwargs)
         self.stop_token_ids = stop_token_ids or []
         self.pad_token_id = pad_token_id
@@ -65,18 +68,20 @@ class GlmTrainer(Seq2SeqTrainer):
         return None
 
     # ------------------------------------------------------------------------------------- atomic checkpoints
+    def _get_output_dir(self, trial: Any) -> str:
+        return self._staging_dir if self._staging_dir is not None else super()._get_output_dir(trial)
+
     def _save_checkpoint(self, model: Any, trial: Any) -> None:
-        run_dir = self._get_output_dir(trial=trial)
+        run_dir = self._get_output_dir(trial)
         name = f"{PREFIX_CHECKPOINT_DIR}-{self.state.global_step}"
         staging_root = os.path.join(run_dir, STAGING)
-        original = self._get_output_dir
-        self._get_output_dir = lambda trial=None: staging_root  # type: ignore[method-assign]
+        self._staging_dir = staging_root
         limit = self.args.save_total_limit
         self.args.save_total_limit = None  # rotation happens below, in the real directory
         try:
             super()._save_checkpoint(model, trial)
         finally:
-            self._get_output_dir = original  # type: ignore[method-assign]
+            self._staging_dir = None
             self.args.save_total_limit = limit
         if self.args.should_save:
             staged, final = os.path.join(staging_root, name), os.path.join(run_dir, name)

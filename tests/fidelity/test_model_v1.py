@@ -19,7 +19,8 @@ from safetensors.torch import load_file
 
 from glmtune.errors import GlmtuneError
 from glmtune.families.chatglm import CHATGLM, process_response_v1
-from glmtune.model.chatglm_v1 import chat, load_v1_model, load_v1_prefix, save_v1_original, save_v1_prefix, stream_chat
+from glmtune.infer.official_v1 import chat, stream_chat
+from glmtune.model.chatglm_v1 import load_v1_model, load_v1_prefix, save_v1_original, save_v1_prefix
 from glmtune.tokenization import load_tokenizer
 from tests.conftest import fixtures_dir
 

@@ -52,6 +52,15 @@ def test_old_names_and_overrides(tmp_path: Path) -> None:
     assert cfg.data.train == ["t.json"]
 
 
+@pytest.mark.parametrize("name", ["gradient_checkpointing", "activation_checkpointing"])
+def test_checkpointing_under_either_name(name: str) -> None:
+    """transformers 5 keeps ``gradient_checkpointing`` as an alias: both names switch it on, both read true."""
+    cfg = build_config({**BASE, "training": {name: True, f"{name}_kwargs": {"use_reentrant": False}}}, source="c")
+    args = cfg.training
+    assert args.activation_checkpointing and args.gradient_checkpointing
+    assert args.activation_checkpointing_kwargs == {"use_reentrant": False}
+
+
 def _run(args: list[str]) -> subprocess.CompletedProcess:
     return subprocess.run(
         [sys.executable, "-m", "glmtune.cli", "train", *args], cwd=REPO, capture_output=True, text=True, timeout=120

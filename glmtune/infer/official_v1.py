@@ -1,5 +1,9 @@
 """The official ChatGLM-6B ``chat`` / ``stream_chat`` helpers, as functions over a model and its tokenizer.
 
+A compatibility API, not a second generation path: it keeps the official keyword semantics (``max_length``,
+``num_beams``, caller logits processors, transformers' sampler) so recorded official outputs reproduce exactly
+(tests/fidelity). glmtune's own commands generate through :mod:`glmtune.infer.engine`.
+
 Same prompt (bare query without history, else ``[Round i]\\n问：…\\n答：…``), same defaults (sampling, top_p 0.7,
 temperature 0.95, max_length 2048), same ``InvalidScoreLogitsProcessor`` and ``process_response``; the caller's
 history is never mutated. The official ``stream_chat`` never yields its final step (``stream_generate`` breaks
@@ -14,25 +18,13 @@ from collections.abc import Iterator, Sequence
 from typing import Any
 
 import torch
-from transformers import LogitsProcessor, LogitsProcessorList, StoppingCriteria, StoppingCriteriaList
+from transformers import LogitsProcessorList, StoppingCriteria, StoppingCriteriaList
 from transformers.generation.streamers import BaseStreamer
 
 from glmtune.families.chatglm import CHATGLM, process_response_v1
+from glmtune.infer.engine import InvalidScoreLogitsProcessor
 
 History = list[tuple[str, str]]
-
-
-class InvalidScoreLogitsProcessor(LogitsProcessor):
-    """Official: NaN/inf scores -> all zero and ``token_id`` (5) gets 5e4."""
-
-    def __init__(self, token_id: int = CHATGLM.invalid_score_token) -> None:
-        self.token_id = token_id
-
-    def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
-        if torch.isnan(scores).any() or torch.isinf(scores).any():
-            scores.zero_()
-            scores[..., self.token_id] = 5e4
-        return scores
 
 
 def build_prompt(query: str, history: Sequence[Sequence[str]] | None = None) -> str:
@@ -50,7 +42,7 @@ def _gen_kwargs(
     kwargs: dict[str, Any],
 ) -> dict[str, Any]:
     processors = LogitsProcessorList(list(logits_processor or []))  # the official code appended to the caller's
-    processors.append(InvalidScoreLogitsProcessor())
+    processors.append(InvalidScoreLogitsProcessor(CHATGLM.invalid_score_token))
     out: dict[str, Any] = {
         "max_length": max_length,
         "num_beams": num_beams,
