@@ -1,4 +1,5 @@
-"""The ``glmtune`` command line: one thin function per command; the work happens in the packages.
+"""The ``glmtune`` command line: it only parses. Each command is one module of ``glmtune/commands/`` (imported
+lazily so ``glmtune --help`` stays fast) whose ``run_*`` function takes the parsed options by name.
 
 User mistakes (``GlmtuneError``) print one line and exit 2; ``--debug`` shows the traceback.
 """
@@ -7,8 +8,9 @@ from __future__ import annotations
 
 import os
 import sys
+from importlib import import_module
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -33,10 +35,27 @@ def _root(
     _DEBUG["on"] = debug or bool(os.environ.get("GLMTUNE_DEBUG"))
 
 
+# ---------------------------------------------------------------------------------------------------- options
+# Options several commands share, declared once.
+ModelArg = Annotated[Path, typer.Argument(help="Model directory, or a LoRA/P-Tuning checkpoint naming its base.")]
+AdapterOpt = Annotated[Path | None, typer.Option(help="LoRA adapter or P-Tuning checkpoint directory.")]
+DtypeOpt = Annotated[str, typer.Option(help="auto | fp32 | bf16 | fp16")]
+FamilyOpt = Annotated[str | None, typer.Option(help="Override family detection (e.g. chatglm2).")]
+TemperatureOpt = Annotated[float, typer.Option(help="Sampling temperature (0 = greedy).")]
+TopPOpt = Annotated[float, typer.Option(help="Nucleus sampling: keep the most likely tokens holding this mass.")]
+SeedOpt = Annotated[int | None, typer.Option(help="Random seed for sampling.")]
+HostOpt = Annotated[str, typer.Option(help="Interface to bind (anything but loopback exposes the server).")]
+PortOpt = Annotated[int, typer.Option(help="Port to listen on.")]
+ForceOpt = Annotated[bool, typer.Option(help="Replace the output directory if it exists.")]
+LayoutOpt = Annotated[str, typer.Option(help="native (plain transformers) or original (THUDM layout)")]
+
+
+def _run(command: str, **options: Any) -> Any:
+    """``glmtune.commands.<command>.run_<command>(**options)``."""
+    return getattr(import_module(f"glmtune.commands.{command}"), f"run_{command}")(**options)
+
+
 # ---------------------------------------------------------------------------------------------------- commands
-# Each command imports its implementation lazily so `glmtune --help` stays fast.
-
-
 @app.command("make-tiny")
 def make_tiny_cmd(
     out_dir: Annotated[Path, typer.Argument(help="Directory to write the checkpoint to (must not exist).")],
@@ -48,26 +67,20 @@ def make_tiny_cmd(
     seed: Annotated[int, typer.Option(help="Random seed of the weights.")] = 0,
 ) -> None:
     """Write a tiny random-weight checkpoint in the ORIGINAL THUDM layout (deterministic, seconds on CPU)."""
-    from glmtune.model.tiny import make_tiny
-
-    path = make_tiny(family, out_dir, fmt=fmt, seed=seed)
-    typer.echo(f"wrote {family} tiny checkpoint to {path}")
+    _run("make_tiny", **locals())
 
 
 @app.command("convert")
 def convert_cmd(
     src: Annotated[Path, typer.Argument(help="Checkpoint directory (original THUDM or native layout).")],
     dst: Annotated[Path, typer.Argument(help="Output directory (written atomically).")],
-    to: Annotated[str, typer.Option(help="native (plain transformers) or original (THUDM layout)")] = "native",
+    to: LayoutOpt = "native",
     dtype: Annotated[str | None, typer.Option(help="Cast weights: fp32 | bf16 | fp16")] = None,
-    family: Annotated[str | None, typer.Option(help="Override family detection (e.g. chatglm2).")] = None,
-    force: Annotated[bool, typer.Option(help="Replace DST if it exists.")] = False,
+    family: FamilyOpt = None,
+    force: ForceOpt = False,
 ) -> None:
     """Convert a checkpoint between the original THUDM layout and a native transformers directory."""
-    from glmtune.model.convert import convert
-
-    out = convert(src, dst, to=to, dtype=dtype, family=family, force=force)
-    typer.echo(f"wrote {to} checkpoint to {out}")
+    _run("convert", **locals())
 
 
 @app.command(
@@ -85,89 +98,57 @@ def train_cmd(
     ],
 ) -> None:
     """Fine-tune with LoRA, QLoRA, P-Tuning v2, freeze or full training (see configs/ for examples)."""
-    from glmtune.commands.train import run_train
-
-    everything = list(args) + list(ctx.args)
-    run_train(everything)
+    _run("train", args=list(args) + list(ctx.args))
 
 
 @app.command("chat")
 def chat_cmd(
-    model: Annotated[Path, typer.Argument(help="Model directory, or a LoRA/P-Tuning checkpoint naming its base.")],
-    adapter: Annotated[Path | None, typer.Option(help="LoRA adapter or P-Tuning checkpoint directory.")] = None,
+    model: ModelArg,
+    adapter: AdapterOpt = None,
     prompt: Annotated[str | None, typer.Option(help="Answer this one prompt and exit.")] = None,
     system: Annotated[str | None, typer.Option(help="System prompt.")] = None,
     tools: Annotated[Path | None, typer.Option(help="JSON file with tool definitions (ChatGLM3/GLM-4).")] = None,
     max_new_tokens: Annotated[int, typer.Option(help="Maximum tokens per reply.")] = 512,
-    temperature: Annotated[float, typer.Option(help="0 = greedy.")] = 0.8,
-    top_p: Annotated[float, typer.Option()] = 0.8,
-    seed: Annotated[int | None, typer.Option(help="Random seed for sampling.")] = None,
-    dtype: Annotated[str, typer.Option(help="auto | fp32 | bf16 | fp16")] = "auto",
+    temperature: TemperatureOpt = 0.8,
+    top_p: TopPOpt = 0.8,
+    seed: SeedOpt = None,
+    dtype: DtypeOpt = "auto",
     compat_official_chat: Annotated[
         bool, typer.Option(help="Reproduce the official chat() quirk of dropping the last generated token.")
     ] = False,
 ) -> None:
     """Chat in the terminal (streaming, history, tools); --prompt for one-shot use."""
-    from glmtune.commands.chat import run_chat
-
-    run_chat(
-        model,
-        adapter=adapter,
-        prompt=prompt,
-        system=system,
-        tools=tools,
-        max_new_tokens=max_new_tokens,
-        temperature=temperature,
-        top_p=top_p,
-        seed=seed,
-        dtype=dtype,
-        compat=compat_official_chat,
-    )
+    _run("chat", **locals())
 
 
 @app.command("predict")
 def predict_cmd(
-    model: Annotated[Path, typer.Argument(help="Model directory, or a LoRA/P-Tuning checkpoint naming its base.")],
+    model: ModelArg,
     data: Annotated[list[Path], typer.Option(help="Data file(s) in any supported format.")],
     output: Annotated[Path, typer.Option(help="JSONL output: id, prediction, reference, finish_reason.")],
-    adapter: Annotated[Path | None, typer.Option(help="LoRA adapter or P-Tuning checkpoint directory.")] = None,
+    adapter: AdapterOpt = None,
     fmt: Annotated[str | None, typer.Option("--format", help="Data format (detected when omitted).")] = None,
     batch_size: Annotated[int, typer.Option(help="Left-padded generation batch size.")] = 8,
-    max_new_tokens: Annotated[int, typer.Option()] = 256,
-    temperature: Annotated[float, typer.Option(help="0 = greedy.")] = 0.0,
-    top_p: Annotated[float, typer.Option()] = 0.8,
-    seed: Annotated[int | None, typer.Option()] = None,
+    max_new_tokens: Annotated[int, typer.Option(help="Maximum tokens per prediction.")] = 256,
+    temperature: TemperatureOpt = 0.0,
+    top_p: TopPOpt = 0.8,
+    seed: SeedOpt = None,
 ) -> None:
     """Generate the last assistant turn of every record in batches (progress bar); ids are kept."""
-    from glmtune.commands.predict import run_predict
-
-    run_predict(
-        model,
-        data,
-        output,
-        adapter=adapter,
-        fmt=fmt,
-        batch_size=batch_size,
-        max_new_tokens=max_new_tokens,
-        temperature=temperature,
-        top_p=top_p,
-        seed=seed,
-    )
+    _run("predict", **locals())
 
 
 @app.command("export")
 def export_cmd(
     ckpt: Annotated[Path, typer.Argument(help="A LoRA/P-Tuning checkpoint (or training output) directory.")],
     out_dir: Annotated[Path, typer.Option("--out-dir", help="Where to write the full model.")],
-    layout: Annotated[str, typer.Option(help="native (plain transformers) or original (THUDM layout)")] = "native",
+    layout: LayoutOpt = "native",
     base: Annotated[Path | None, typer.Option(help="Base model (default: the one the checkpoint names).")] = None,
     dtype: Annotated[str | None, typer.Option(help="fp32 | bf16 | fp16 (default: keep)")] = None,
-    force: Annotated[bool, typer.Option(help="Replace OUT_DIR if it exists.")] = False,
+    force: ForceOpt = False,
 ) -> None:
     """Merge a LoRA adapter (or attach a P-Tuning prefix) into a full checkpoint."""
-    from glmtune.commands.export import run_export
-
-    run_export(ckpt, out_dir, layout=layout, base=base, dtype=dtype, force=force)
+    _run("export", **locals())
 
 
 @app.command("eval")
@@ -175,25 +156,15 @@ def eval_cmd(
     model: Annotated[Path | None, typer.Argument(help="Model to generate with (omit with --predictions).")] = None,
     predictions: Annotated[Path | None, typer.Option(help="JSONL with prediction and reference fields.")] = None,
     data: Annotated[Path | None, typer.Option(help="Data file to generate predictions for (with MODEL).")] = None,
-    adapter: Annotated[Path | None, typer.Option(help="LoRA adapter or P-Tuning checkpoint.")] = None,
+    adapter: AdapterOpt = None,
     variant: Annotated[str, typer.Option(help="finetune-demo (ChatGLM3) or ptuning (ChatGLM2/ChatGLM-6B)")] = (
         "finetune-demo"
     ),
     batch_size: Annotated[int, typer.Option(help="Generation batch size.")] = 8,
-    max_new_tokens: Annotated[int, typer.Option()] = 256,
+    max_new_tokens: Annotated[int, typer.Option(help="Maximum tokens per prediction.")] = 256,
 ) -> None:
     """Score predictions with the official ROUGE-1/2/L and BLEU-4; prints JSON."""
-    from glmtune.commands.evaluate import run_eval
-
-    run_eval(
-        model=model,
-        predictions=predictions,
-        data=data,
-        adapter=adapter,
-        variant=variant,
-        batch_size=batch_size,
-        max_new_tokens=max_new_tokens,
-    )
+    _run("evaluate", **locals())
 
 
 @app.command("demo")
@@ -204,9 +175,7 @@ def demo_cmd(
     steps: Annotated[int, typer.Option(help="Training steps.")] = 120,
 ) -> None:
     """Make a tiny ChatGLM3, LoRA-tune it on examples/, then chat with the result."""
-    from glmtune.commands.demo import run_demo
-
-    run_demo(workdir, steps=steps)
+    _run("demo", **locals())
 
 
 @app.command("preprocess")
@@ -233,7 +202,7 @@ def preprocess_cmd(
     ignore_pad_token_for_loss: Annotated[
         bool | None, typer.Option("--ignore-pad-token-for-loss/--no-ignore-pad-token-for-loss", help="ptuning.")
     ] = None,
-    family: Annotated[str | None, typer.Option(help="Override family detection.")] = None,
+    family: FamilyOpt = None,
     split: Annotated[str | None, typer.Option(help="Split of a datasets/train-dev-test directory.")] = None,
     skip_invalid: Annotated[bool, typer.Option(help="Skip (and list) invalid records instead of failing.")] = False,
     show: Annotated[int, typer.Option(help="Print the first K samples, loss-bearing tokens highlighted.")] = 0,
@@ -242,111 +211,47 @@ def preprocess_cmd(
     cache: Annotated[bool, typer.Option(help="Reuse/store the fingerprint cache ($GLMTUNE_CACHE).")] = True,
 ) -> None:
     """Render data files to token ids and labels (exact official prompt formats), validated, in input order."""
-    from glmtune.data.preprocess import run
-
-    settings = {
-        "max_length": max_length,
-        "max_seq_length": max_seq_length,
-        "max_source_length": max_source_length,
-        "max_target_length": max_target_length,
-        "max_input_length": max_input_length,
-        "max_output_length": max_output_length,
-        "prompt_column": prompt_column,
-        "response_column": response_column,
-        "history_column": history_column,
-        "source_prefix": source_prefix,
-        "ignore_pad_token_for_loss": ignore_pad_token_for_loss,
-    }
-    run(
-        model,
-        data or [],
-        output,
-        family=family,
-        fmt=fmt,
-        columns=columns,
-        mode=mode,
-        variant="eval" if eval_ else "train",
-        settings=settings,
-        split=split,
-        skip_invalid=skip_invalid,
-        show=show,
-        stats=stats,
-        num_proc=num_proc,
-        use_cache=cache,
-    )
+    _run("preprocess", **locals())
 
 
 @app.command("serve")
 def serve_cmd(
-    model: Annotated[Path, typer.Argument(help="Model directory, or a LoRA/P-Tuning checkpoint naming its base.")],
-    adapter: Annotated[Path | None, typer.Option(help="LoRA adapter or P-Tuning checkpoint directory.")] = None,
-    host: Annotated[str, typer.Option(help="Interface to bind (0.0.0.0 exposes the server).")] = "127.0.0.1",
-    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
+    model: ModelArg,
+    adapter: AdapterOpt = None,
+    host: HostOpt = "127.0.0.1",
+    port: PortOpt = 8000,
     api_key: Annotated[
         str | None, typer.Option(envvar="GLMTUNE_API_KEY", help="Require 'Authorization: Bearer KEY' (except /health).")
     ] = None,
     model_name: Annotated[str | None, typer.Option(help="Model id clients send (default: MODEL's dir name).")] = None,
-    dtype: Annotated[str, typer.Option(help="auto | fp32 | bf16 | fp16")] = "auto",
+    dtype: DtypeOpt = "auto",
     max_batch_size: Annotated[int, typer.Option(help="Requests generated together (1 = one at a time).")] = 32,
     max_tokens: Annotated[int, typer.Option(help="Completion tokens when a request sets no max_tokens.")] = 1024,
     max_tokens_limit: Annotated[int | None, typer.Option(help="Largest max_tokens a request may ask for.")] = None,
-    temperature: Annotated[float, typer.Option(help="Default temperature (0 = greedy).")] = 0.8,
-    top_p: Annotated[float, typer.Option(help="Default top_p.")] = 0.8,
+    temperature: TemperatureOpt = 0.8,
+    top_p: TopPOpt = 0.8,
     max_body_bytes: Annotated[int, typer.Option(help="Largest accepted request body.")] = 8 << 20,
     log_level: Annotated[str, typer.Option(help="uvicorn log level.")] = "info",
     threads: Annotated[int | None, typer.Option(help="torch CPU threads (default: all cores but one).")] = None,
 ) -> None:
     """Serve an OpenAI-compatible API (/v1/chat/completions with streaming and tools, /v1/models, /health)."""
-    from glmtune.serve.openai_format import Defaults
-    from glmtune.serve.server import serve
-
-    if host not in ("127.0.0.1", "localhost", "::1") and not api_key:
-        typer.secho(
-            f"warning: serving on {host} without --api-key: anyone who can reach it can use it",
-            err=True,
-            fg=typer.colors.YELLOW,
-        )
-    serve(
-        model,
-        adapter=adapter,
-        host=host,
-        port=port,
-        api_key=api_key,
-        model_name=model_name,
-        dtype=dtype,
-        max_batch_size=max_batch_size,
-        max_body_bytes=max_body_bytes,
-        log_level=log_level,
-        threads=threads,
-        defaults=Defaults(
-            temperature=temperature, top_p=top_p, max_tokens=max_tokens, max_tokens_limit=max_tokens_limit
-        ),
-    )
+    _run("serve", **locals())
 
 
 @app.command("webui")
 def webui_cmd(
-    model: Annotated[Path, typer.Argument(help="Model directory, or a LoRA/P-Tuning checkpoint naming its base.")],
-    adapter: Annotated[Path | None, typer.Option(help="LoRA adapter or P-Tuning checkpoint directory.")] = None,
-    host: Annotated[str, typer.Option(help="Interface to bind.")] = "127.0.0.1",
-    port: Annotated[int, typer.Option(help="Port to listen on.")] = 7860,
-    dtype: Annotated[str, typer.Option(help="auto | fp32 | bf16 | fp16")] = "auto",
+    model: ModelArg,
+    adapter: AdapterOpt = None,
+    host: HostOpt = "127.0.0.1",
+    port: PortOpt = 7860,
+    dtype: DtypeOpt = "auto",
     system: Annotated[str, typer.Option(help="Initial system prompt.")] = "",
     max_tokens: Annotated[int, typer.Option(help="Initial max new tokens.")] = 512,
-    temperature: Annotated[float, typer.Option(help="Initial temperature (0 = greedy).")] = 0.8,
-    top_p: Annotated[float, typer.Option(help="Initial top_p.")] = 0.8,
+    temperature: TemperatureOpt = 0.8,
+    top_p: TopPOpt = 0.8,
 ) -> None:
     """A gradio chat page: streaming, history, system prompt, generation settings, clear/regenerate."""
-    from glmtune.webui.app import Settings, run_webui
-
-    run_webui(
-        model,
-        adapter=adapter,
-        host=host,
-        port=port,
-        dtype=dtype,
-        settings=Settings(max_tokens=max_tokens, temperature=temperature, top_p=top_p, system=system),
-    )
+    _run("webui", **locals())
 
 
 def main() -> None:

@@ -10,7 +10,7 @@ import typer
 from glmtune.errors import GlmtuneError
 
 
-def run_eval(
+def run_evaluate(
     model: Path | None,
     predictions: Path | None,
     data: Path | None,

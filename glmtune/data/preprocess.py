@@ -1,17 +1,18 @@
 """``glmtune preprocess``: data files → one JSON line ``{"input_ids", "labels"}`` per sample, in input order.
 
 Nothing is written when a record is invalid (all of them are listed, exit 2) unless ``skip_invalid``; the output
-goes to a temporary sibling and is renamed into place.
+goes to a temporary sibling and is renamed into place. The command (``glmtune/commands/preprocess.py``) prints
+the report, the samples and the statistics.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import sys
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any
 
 import orjson
 
@@ -92,7 +93,18 @@ def write_jsonl(path: Path, dataset: Any) -> int:
     return n
 
 
-def run(
+@dataclass
+class Preprocessed:
+    """What :func:`preprocess` did: the rendered dataset, the rows written and the report of the records."""
+
+    dataset: Any
+    written: int
+    report: Report
+    tokenizer: Any
+    settings: dict[str, Any]
+
+
+def preprocess(
     model: Path,
     data: Sequence[Path],
     output: Path,
@@ -105,14 +117,10 @@ def run(
     settings: dict[str, Any] | None = None,
     split: str | None = None,
     skip_invalid: bool = False,
-    show: int = 0,
-    stats: bool = False,
     num_proc: int | None = None,
     use_cache: bool = True,
-    out: TextIO | None = None,
-) -> Report:
-    """The whole ``preprocess`` command; returns the report (also printed)."""
-    err = out or sys.stderr
+) -> Preprocessed:
+    """Render ``data`` for ``model``'s tokenizer and write it to ``output`` (JSON lines, atomically); prints nothing."""
     tokenizer, fam = model_tokenizer(model, family)
     column_map, info_spec, data_file = parse_columns(columns)
     data = list(data) or ([data_file] if data_file else [])
@@ -142,24 +150,4 @@ def run(
     )
     output.parent.mkdir(parents=True, exist_ok=True)
     n = write_jsonl(output, ds)
-    for issue in report.invalid:
-        print(f"skipped: {issue}", file=err)
-    for note in report.notes:
-        print(f"note: {note}", file=err)
-    if report.invalid:
-        print(f"skipped {len(report.invalid)} invalid record(s)", file=err)
-    limit = settings.get("max_length") or settings.get("max_seq_length")
-    cut = f", {report.truncated} truncated" + (f" to {limit} tokens" if limit else "") if report.truncated else ""
-    print(f"wrote {n} samples from {report.records} records to {output}{cut}", file=err)
-    if show:
-        from glmtune.data.show import show_samples
-
-        show_samples(ds.select(range(min(show, len(ds)))).to_list(), tokenizer, show)
-    if stats:
-        from glmtune.data.stats import format_stats, length_stats, real_lengths
-
-        rows = ds.select_columns([k for k in ds.column_names if k != "length"])
-        lengths = ds["length"] if mode == DEFAULT_MODE else real_lengths(rows.to_list(), tokenizer.pad_token_id)
-        width = int(limit or settings.get("max_source_length", 0) + settings.get("max_target_length", 0) or 2048)
-        print(format_stats(length_stats(lengths, width, report.truncated)))
-    return report
+    return Preprocessed(dataset=ds, written=n, report=report, tokenizer=tokenizer, settings=settings)

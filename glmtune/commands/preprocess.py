@@ -1,0 +1,71 @@
+"""``glmtune preprocess``: render data files to ids and labels, then report (skips, notes, samples, statistics)."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any, TextIO
+
+from glmtune.data.record import Report
+
+
+def run_preprocess(
+    model: Path,
+    output: Path,
+    data: list[Path] | None,
+    fmt: str | None,
+    columns: str | None,
+    mode: str,
+    eval_: bool,
+    family: str | None,
+    split: str | None,
+    skip_invalid: bool,
+    show: int,
+    stats: bool,
+    num_proc: int | None,
+    cache: bool,
+    out: TextIO | None = None,
+    **settings: Any,
+) -> Report:
+    """The whole command; ``settings`` are the mode's length/column options (None = the mode's default)."""
+    from glmtune.data.pipeline import DEFAULT_MODE
+    from glmtune.data.preprocess import preprocess
+
+    err = out or sys.stderr
+    done = preprocess(
+        model,
+        data or [],
+        output,
+        family=family,
+        fmt=fmt,
+        columns=columns,
+        mode=mode,
+        variant="eval" if eval_ else "train",
+        settings=settings,
+        split=split,
+        skip_invalid=skip_invalid,
+        num_proc=num_proc,
+        use_cache=cache,
+    )
+    report, ds, used = done.report, done.dataset, done.settings
+    for issue in report.invalid:
+        print(f"skipped: {issue}", file=err)
+    for note in report.notes:
+        print(f"note: {note}", file=err)
+    if report.invalid:
+        print(f"skipped {len(report.invalid)} invalid record(s)", file=err)
+    limit = used.get("max_length") or used.get("max_seq_length")
+    cut = f", {report.truncated} truncated" + (f" to {limit} tokens" if limit else "") if report.truncated else ""
+    print(f"wrote {done.written} samples from {report.records} records to {output}{cut}", file=err)
+    if show:
+        from glmtune.data.show import show_samples
+
+        show_samples(ds.select(range(min(show, len(ds)))).to_list(), done.tokenizer, show)
+    if stats:
+        from glmtune.data.stats import format_stats, length_stats, real_lengths
+
+        rows = ds.select_columns([k for k in ds.column_names if k != "length"])
+        lengths = ds["length"] if mode == DEFAULT_MODE else real_lengths(rows.to_list(), done.tokenizer.pad_token_id)
+        width = int(limit or used.get("max_source_length", 0) + used.get("max_target_length", 0) or 2048)
+        print(format_stats(length_stats(lengths, width, report.truncated)))
+    return report
