@@ -254,6 +254,22 @@ def webui_cmd(
     _run("webui", **locals())
 
 
+@app.command("board")
+def board_cmd(
+    workdir: Annotated[Path, typer.Option(help="Where runs started from the board keep their config and log.")] = Path(
+        "runs/board"
+    ),
+    host: HostOpt = "127.0.0.1",
+    port: PortOpt = 7861,
+    configs: Annotated[
+        list[Path] | None, typer.Option(help="Directories of YAMLs to start from (default: ./configs and glmtune's).")
+    ] = None,
+) -> None:
+    """A training web UI: configure, preview samples, run and compare `glmtune train` processes, then evaluate,
+    chat and export."""
+    _run("board", **locals())
+
+
 def main() -> None:
     """Entry point of the ``glmtune`` script."""
     import warnings

@@ -177,13 +177,13 @@ def load_config(path: str | Path, overrides: list[str] | None = None) -> TrainCo
     raw = read_yaml(Path(path))
     cfg = build_config(raw, parse_overrides(overrides or []), source=str(path))
     base = Path(path).resolve().parent
-    cfg.data.train = [_relative(p, base) for p in cfg.data.train]
-    cfg.data.eval = [_relative(p, base) for p in cfg.data.eval]
-    cfg.data.test = [_relative(p, base) for p in cfg.data.test]
+    cfg.data.train = [resolve_data_path(p, base) for p in cfg.data.train]
+    cfg.data.eval = [resolve_data_path(p, base) for p in cfg.data.eval]
+    cfg.data.test = [resolve_data_path(p, base) for p in cfg.data.test]
     return cfg
 
 
-def _relative(p: str, base: Path) -> str:
+def resolve_data_path(p: str, base: Path) -> str:
     """Data paths are relative to the working directory; fall back to the config's directory."""
     path = Path(p)
     if path.is_absolute() or path.exists():

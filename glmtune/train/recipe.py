@@ -20,6 +20,7 @@ from glmtune.config.schema import TrainConfig
 from glmtune.errors import GlmtuneError
 from glmtune.train import methods, resume
 from glmtune.train.plot import plot_loss
+from glmtune.train.progress import ProgressLog
 
 log = logging.getLogger("glmtune.train")
 
@@ -123,6 +124,7 @@ def train(cfg: TrainConfig) -> TrainResult:
         stop_token_ids=stop_ids,
         pad_token_id=tokenizer.pad_token_id,
         save_fn=_saver(cfg, family),
+        callbacks=[ProgressLog(output_dir)],
     )
     if trainer.is_world_process_zero():
         resume.write_run_file(output_dir, run)
