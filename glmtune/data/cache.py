@@ -17,7 +17,7 @@ from typing import Any
 
 import xxhash
 
-DATA_VERSION = "1"
+DATA_VERSION = "2"  # 2: ChatGLM2 default mode keeps a `sop` piece in message text as text
 """Bump when rendering changes, so old cache entries are not reused."""
 
 

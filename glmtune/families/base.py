@@ -68,8 +68,19 @@ class Family:
     supports_ptuning: bool = True
 
     # ------------------------------------------------------------ prompt format
-    def render_chat(self, tokenizer: Any, messages: list[Message], add_generation_prompt: bool = True) -> list[int]:
-        """Token ids of ``messages`` exactly as the official chat code builds them."""
+    def render_chat(
+        self,
+        tokenizer: Any,
+        messages: list[Message],
+        add_generation_prompt: bool = True,
+        compat_official_specials: bool = False,
+    ) -> list[int]:
+        """Token ids of ``messages`` as the official chat code builds them, message text kept as text.
+
+        A special-token spelling written inside a message (``<|assistant|>``, ``[gMASK]``, ChatGLM2's ``sop``
+        piece) is never a control token; ``compat_official_specials=True`` reproduces the official code where it
+        made them one (GLM-4, ChatGLM-6B, ChatGLM2; ChatGLM3's ``build_chat_input`` never did).
+        """
         raise NotImplementedError
 
     def chat_template(self) -> str:

@@ -9,10 +9,9 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Any
 
-from glmtune.families.base import Message, Variant
-from glmtune.families.chatglm2 import RoundsFamily, pairs_from_messages
+from glmtune.families.base import Variant
+from glmtune.families.chatglm2 import RoundsFamily
 
 _PUNCTS = ((",", "，"), ("!", "！"), (":", "："), (";", "；"), (r"\?", "？"))
 
@@ -38,19 +37,15 @@ class ChatGLMv1Family(RoundsFamily):
         prompt += f"[Round {len(history)}]\n问：{query}\n答："
         return prompt
 
-    def render_chat(self, tokenizer: Any, messages: list[Message], add_generation_prompt: bool = True) -> list[int]:
-        system, history, query = pairs_from_messages(messages)
-        return tokenizer.encode(self.build_prompt(query, history, system))
-
     def parse_reply(self, text: str, tools_available: bool) -> tuple[str, list]:
         return process_response_v1(text), []
 
     def chat_template(self) -> str:
         one = "[Round {{ ns.i }}]\n问：{{ ns.q }}\n答："
         return (
-            "{% set sys = messages | selectattr('role', 'equalto', 'system') | map(attribute='content') | list %}"
+            "{% set sys = messages | selectattr('role', 'equalto', 'system') | map(attribute='content') | join('\n') %}"
             "{% set turns = messages | rejectattr('role', 'equalto', 'system') | list %}"
-            "{% if sys %}{{ sys | join('\n') }}\n{% endif %}"
+            "{% if sys %}{{ sys }}\n{% endif %}"
             "{% if turns | length == 1 and turns[0]['role'] == 'user' and not sys %}{{ turns[0]['content'] }}{% else %}"
             "{% set ns = namespace(i=0, q=none) %}"
             "{% for m in turns %}{% if m['role'] == 'user' %}"

@@ -45,16 +45,28 @@ class RoundsFamily(Family):
         prompt += f"[Round {len(history) + self.round_start}]{self.sep}问：{query}{self.sep}答："
         return prompt
 
-    def render_chat(self, tokenizer: Any, messages: list[Message], add_generation_prompt: bool = True) -> list[int]:
+    def render_chat(
+        self,
+        tokenizer: Any,
+        messages: list[Message],
+        add_generation_prompt: bool = True,
+        compat_official_specials: bool = False,
+    ) -> list[int]:
+        """The official ``tokenizer(build_prompt(...))`` ids; with message text kept as text unless
+        ``compat_official_specials`` (the official tokenizer splits special spellings / maps the ``sop`` piece)."""
         system, history, query = pairs_from_messages(messages)
-        return tokenizer.encode(self.build_prompt(query, history, system))
+        prompt = self.build_prompt(query, history, system)
+        if compat_official_specials:
+            return tokenizer.encode(prompt)
+        return tokenizer.build_inputs_with_special_tokens(tokenizer.encode_plain(prompt))
 
     def chat_template(self) -> str:
         """Jinja twin of :meth:`render_chat` (the tokenizer turns the leading ``[gMASK]sop`` into the prefix)."""
         sep = self.sep
         one = "[Round {{ ns.i }}]" + sep + "问：{{ ns.q }}" + sep + "答："
         return (
-            "[gMASK]sop{% for m in messages if m['role'] == 'system' %}{{ m['content'] }}" + sep + "{% endfor %}"
+            "[gMASK]sop{% set sys = messages | selectattr('role', 'equalto', 'system') | map(attribute='content')"
+            " | join('\n') %}{% if sys %}{{ sys }}" + sep + "{% endif %}"
             "{% set ns = namespace(i=" + str(self.round_start) + ", q=none) %}"
             "{% for m in messages if m['role'] != 'system' %}"
             "{% if m['role'] == 'user' %}"

@@ -67,8 +67,15 @@ class ChatGLM3Family(Family):
             content = content + "\n" + json.dumps(message["tools"], indent=4, ensure_ascii=False)
         return tokenizer.build_single_message(message["role"], message.get("metadata") or "", content)
 
-    def render_chat(self, tokenizer: Any, messages: list[Message], add_generation_prompt: bool = True) -> list[int]:
-        """``build_chat_input``: ``[gMASK] sop`` + every message + ``<|assistant|>``."""
+    def render_chat(
+        self,
+        tokenizer: Any,
+        messages: list[Message],
+        add_generation_prompt: bool = True,
+        compat_official_specials: bool = False,
+    ) -> list[int]:
+        """``build_chat_input``: ``[gMASK] sop`` + every message + ``<|assistant|>``; message text is encoded
+        straight through SentencePiece, so it is text in the official code too (the switch changes nothing)."""
         ids = tokenizer.get_prefix_tokens()
         for message in messages:
             ids += self.render_message(tokenizer, message)

@@ -5,7 +5,7 @@ checkpoint has one, glmtune renders that very template (so every official tool t
 template below covers function tools and is what ``make-tiny`` writes. Rendering follows transformers 4.40, which
 the official template was written for: jinja's built-in ``tojson`` (sorted keys, ASCII-escaped, HTML-safe) and
 trim/lstrip blocks. Literal special-token text inside messages stays text (the official tokenizer turned it into
-control tokens: a prompt-injection path).
+control tokens, a prompt-injection path: ``compat_official_specials=True`` reproduces it).
 """
 
 from __future__ import annotations
@@ -34,27 +34,11 @@ CHAT_TEMPLATE = (
     "{% endfor %}{% if add_generation_prompt %}<|assistant|>{% endif %}"
 )
 
-_MARK = "\ue000"  # private-use character standing for the first character of a special token written in text
-
 
 @lru_cache(maxsize=8)
 def _compile(template: str) -> Any:
     env = ImmutableSandboxedEnvironment(trim_blocks=True, lstrip_blocks=True)  # jinja's own tojson, as in 4.40
     return env.from_string(template)
-
-
-def _hide_specials(value: Any, specials: tuple[str, ...]) -> Any:
-    """Replace special-token spellings in user strings so only the template's own specials are control tokens."""
-    if isinstance(value, str):
-        for tok in specials:
-            if tok in value:
-                value = value.replace(tok, _MARK + tok[1:])
-        return value
-    if isinstance(value, list):
-        return [_hide_specials(v, specials) for v in value]
-    if isinstance(value, dict):
-        return {k: _hide_specials(v, specials) for k, v in value.items()}
-    return value
 
 
 @dataclass(frozen=True)
@@ -65,22 +49,21 @@ class GLM4Family(Family):
         return _compile(template or CHAT_TEMPLATE).render(messages=items, add_generation_prompt=add_generation_prompt)
 
     def render_chat(
-        self, tokenizer: Any, messages: list[Message], add_generation_prompt: bool = True, template: str | None = None
+        self,
+        tokenizer: Any,
+        messages: list[Message],
+        add_generation_prompt: bool = True,
+        template: str | None = None,
+        compat_official_specials: bool = False,
     ) -> list[int]:
-        """Ids of the official chat template's text; specials only where the template writes them."""
-        template = template or getattr(tokenizer, "chat_template", None) or CHAT_TEMPLATE
-        text = self.render_text(_hide_specials(messages, self.special_tokens), add_generation_prompt, template)
-        ids: list[int] = []
-        for part in tokenizer._special_re.split(text):
-            if not part:
-                continue
-            if part in tokenizer.special_tokens:
-                ids.append(tokenizer.special_tokens[part])
-            else:
-                for tok in self.special_tokens:
-                    part = part.replace(_MARK + tok[1:], tok)
-                ids.extend(tokenizer.encode_text(part))
-        return ids
+        """Ids of the official chat template's text; specials only where the template writes them (the official
+        tokenizer also made spellings inside messages control tokens: ``compat_official_specials=True``)."""
+        return tokenizer.apply_chat_template(
+            messages,
+            add_generation_prompt=add_generation_prompt,
+            chat_template=template or getattr(tokenizer, "chat_template", None) or CHAT_TEMPLATE,
+            compat_official_specials=compat_official_specials,
+        )
 
     def chat_template(self) -> str:
         return CHAT_TEMPLATE

@@ -72,12 +72,13 @@ class InvalidScoreLogitsProcessor(LogitsProcessor):
 class Engine:
     """Chat/generation over a loaded model (``glmtune.load`` result, optionally with an adapter)."""
 
-    def __init__(self, loaded: Any, compat_official_chat: bool = False) -> None:
+    def __init__(self, loaded: Any, compat_official_chat: bool = False, compat_official_specials: bool = False) -> None:
         self.loaded = loaded
         self.model = loaded.model
         self.tokenizer = loaded.tokenizer
         self.family = loaded.family
         self.compat_official_chat = compat_official_chat
+        self.compat_official_specials = compat_official_specials  # prompts: see Family.render_chat
         self.stop_ids = self.family.stop_token_ids(self.tokenizer)
         self.model.eval()
         self._lock = threading.Lock()
@@ -111,7 +112,9 @@ class Engine:
         return out
 
     def prompt_ids(self, messages: list[Message]) -> list[int]:
-        return self.family.render_chat(self.tokenizer, messages, add_generation_prompt=True)
+        return self.family.render_chat(
+            self.tokenizer, messages, add_generation_prompt=True, compat_official_specials=self.compat_official_specials
+        )
 
     # ------------------------------------------------------------------------------------------- generation
     def _inputs(self, prompts: list[list[int]]) -> dict[str, torch.Tensor]:

@@ -4,10 +4,11 @@ A compatibility API, not a second generation path: it keeps the official keyword
 ``num_beams``, caller logits processors, transformers' sampler) so recorded official outputs reproduce exactly
 (tests/fidelity). glmtune's own commands generate through :mod:`glmtune.infer.engine`.
 
-Same prompt (bare query without history, else ``[Round i]\\n问：…\\n答：…``), same defaults (sampling, top_p 0.7,
-temperature 0.95, max_length 2048), same ``InvalidScoreLogitsProcessor`` and ``process_response``; the caller's
-history is never mutated. The official ``stream_chat`` never yields its final step (``stream_generate`` breaks
-before the yield); ``official_stream=True`` reproduces that, the default yields every step.
+Same prompt (bare query without history, else ``[Round i]\\n问：…\\n答：…``; message text kept as text unless
+``compat_official_specials``), same defaults (sampling, top_p 0.7, temperature 0.95, max_length 2048), same
+``InvalidScoreLogitsProcessor`` and ``process_response``; the caller's history is never mutated. The official
+``stream_chat`` never yields its final step (``stream_generate`` breaks before the yield); ``official_stream=True``
+reproduces that, the default yields every step.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from typing import Any
 import torch
 from transformers import LogitsProcessorList, StoppingCriteria, StoppingCriteriaList
 from transformers.generation.streamers import BaseStreamer
+from transformers.tokenization_utils_base import BatchEncoding
 
 from glmtune.families.chatglm import CHATGLM, process_response_v1
 from glmtune.infer.engine import InvalidScoreLogitsProcessor
@@ -60,8 +62,14 @@ def _gen_kwargs(
     return out
 
 
-def _inputs(model: Any, tokenizer: Any, query: str, history: Sequence[Sequence[str]] | None) -> Any:
-    return tokenizer([build_prompt(query, history)], return_tensors="pt").to(model.device)
+def _inputs(model: Any, tokenizer: Any, query: str, history: Sequence[Sequence[str]] | None, official: bool) -> Any:
+    """The prompt batch: the official ``tokenizer([prompt])`` (``official``: special spellings in the messages
+    become control tokens), else the same ids with message text kept as text."""
+    prompt = build_prompt(query, history)
+    if official:
+        return tokenizer([prompt], return_tensors="pt").to(model.device)
+    ids = tokenizer.build_inputs_with_special_tokens(tokenizer.encode_plain(prompt))
+    return BatchEncoding({"input_ids": torch.tensor([ids], device=model.device)})
 
 
 def _history(history: Sequence[Sequence[str]] | None, query: str, response: str) -> History:
@@ -80,10 +88,12 @@ def chat(
     top_p: float = 0.7,
     temperature: float = 0.95,
     logits_processor: LogitsProcessorList | None = None,
+    compat_official_specials: bool = False,
     **kwargs: Any,
 ) -> tuple[str, History]:
-    """Official ``model.chat``: (response, history + [(query, response)])."""
-    inputs = _inputs(model, tokenizer, query, history)
+    """Official ``model.chat``: (response, history + [(query, response)]); message text stays text unless
+    ``compat_official_specials`` (the official tokenizer split ``<sop>``, ``[MASK]``... out of it)."""
+    inputs = _inputs(model, tokenizer, query, history, compat_official_specials)
     gen = _gen_kwargs(max_length, num_beams, do_sample, top_p, temperature, logits_processor, kwargs)
     outputs = model.generate(**inputs, **gen)
     new_ids = outputs.tolist()[0][inputs["input_ids"].shape[1] :]
@@ -130,14 +140,15 @@ def stream_chat(
     temperature: float = 0.95,
     logits_processor: LogitsProcessorList | None = None,
     official_stream: bool = False,
+    compat_official_specials: bool = False,
     **kwargs: Any,
 ) -> Iterator[tuple[str, History]]:
     """Official ``model.stream_chat``: yields (response so far, history + [(query, response)]) per new token.
 
     ``official_stream=True`` drops the final yield as the official code does (its last response is one token
-    shorter than ``chat``'s); by default the last yield equals ``chat``.
+    shorter than ``chat``'s); by default the last yield equals ``chat``. ``compat_official_specials``: as ``chat``.
     """
-    inputs = _inputs(model, tokenizer, query, history)
+    inputs = _inputs(model, tokenizer, query, history, compat_official_specials)
     gen = _gen_kwargs(max_length, 1, do_sample, top_p, temperature, logits_processor, kwargs)
     gen.pop("num_beams")
     streamer = _QueueStreamer()

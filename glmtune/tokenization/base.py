@@ -4,12 +4,16 @@ and (ChatGLM2/3, GLM-4) the ``[gMASK] sop`` prefix with left padding of ids, mas
 from __future__ import annotations
 
 import os
+import re
+from collections.abc import Callable
 from shutil import copyfile
 from typing import Any
 
 from transformers import PreTrainedTokenizer
 from transformers.tokenization_utils_base import BatchEncoding, EncodedInput
 from transformers.utils import PaddingStrategy
+
+from glmtune.tokenization.textguard import encode_guarded
 
 
 class GLMTokenizerBase(PreTrainedTokenizer):
@@ -26,23 +30,68 @@ class GLMTokenizerBase(PreTrainedTokenizer):
             copyfile(self.vocab_file, out)
         return (out,)
 
+    official_text_specials: bool = True
+    """Whether the official tokenizer turns special-token spellings in rendered chat text into control tokens
+    (GLM-4, ChatGLM-6B, ChatGLM2's ``sop`` piece); ChatGLM3's official ``build_chat_input`` never did."""
+
+    def special_spellings(self) -> list[str]:
+        """The special-token spellings searched for in a chat template's text (and guarded in message text)."""
+        return list(getattr(self, "special_tokens", {}))
+
+    def encode_plain(self, text: str) -> list[int]:
+        """Ids of ``text`` with every special-token spelling in it kept as text (no prefix tokens)."""
+        raise NotImplementedError
+
     def _render_template(self, conversation: Any, *args: Any, **kwargs: Any) -> str | list[str]:
         """The chat template's text (transformers' Jinja rendering unless a family needs another)."""
         return super().apply_chat_template(conversation, *args, tokenize=False, **kwargs)
 
-    def _encode_rendered(self, text: str) -> list[int]:
-        """Ids of a rendered chat template text; subclasses encode it message by message like the official code."""
-        return self.encode(text, add_special_tokens=False)
+    def _encode_rendered(self, text: str, plain: Callable[[str], str] | None = None) -> list[int]:
+        """Ids of a rendered chat template text, encoded message by message like the official code.
 
-    def apply_chat_template(self, conversation: Any, *args: Any, tokenize: bool = True, **kwargs: Any) -> Any:
-        """Render the template, then encode with :meth:`_encode_rendered` (the official per-message ids)."""
+        ``plain`` given: the special spellings left in ``text`` are the template's own (message text is guarded,
+        see ``textguard``), and each text chunk is ``plain(chunk)`` encoded with :meth:`encode_plain`. ``None``:
+        the official tokenization of the whole text (spellings inside messages become control tokens too).
+        """
+        if plain is None:
+            return self.encode(text, add_special_tokens=False)
+        ids: list[int] = []
+        spellings = self.special_spellings()
+        for i, part in enumerate(_split(text, spellings)):
+            if i % 2:  # a spelling the template wrote
+                ids.append(self.convert_tokens_to_ids(part))
+            elif part:
+                ids.extend(self.encode_plain(plain(part)))
+        return ids
+
+    def apply_chat_template(
+        self,
+        conversation: Any,
+        *args: Any,
+        tokenize: bool = True,
+        compat_official_specials: bool = False,
+        **kwargs: Any,
+    ) -> Any:
+        """Render the template and encode it with the official per-message ids.
+
+        Message text is text: a special-token spelling inside a message (``<|user|>``, ``[gMASK]``...) is
+        encoded as the characters it is. ``compat_official_specials=True`` reproduces the official tokenizers that
+        turn such spellings into control tokens (GLM-4, ChatGLM-6B, ChatGLM2's ``sop`` piece; ChatGLM3 never did).
+        """
         return_dict = kwargs.pop("return_dict", False)
         return_tensors = kwargs.pop("return_tensors", None)
-        text = self._render_template(conversation, *args, **kwargs)
+
+        def render(conv: Any) -> str | list[str]:
+            return self._render_template(conv, *args, **kwargs)
+
+        if compat_official_specials and self.official_text_specials:
+            text = render(conversation)
+            ids = [self._encode_rendered(t) for t in (text if isinstance(text, list) else [text])]
+        else:
+            text, ids = encode_guarded(render, conversation, self.special_spellings(), self._encode_rendered)
         if not tokenize:
             return text
         batched = isinstance(text, list)
-        ids = [self._encode_rendered(t) for t in (text if batched else [text])]
         if not return_dict and return_tensors is None:
             return ids if batched else ids[0]
         out = self.pad({"input_ids": ids}, return_tensors=return_tensors)
@@ -51,6 +100,14 @@ class GLMTokenizerBase(PreTrainedTokenizer):
         if not batched and return_tensors is None:
             return BatchEncoding({k: v[0] for k, v in out.items()})
         return out
+
+
+def _split(text: str, spellings: list[str]) -> list[str]:
+    """``text`` split into the given spellings (kept as parts, longest first) and the text between them."""
+    if not spellings:
+        return [text]
+    ordered = sorted(spellings, key=len, reverse=True)
+    return re.split("(" + "|".join(re.escape(s) for s in ordered) + ")", text)
 
 
 class PrefixTokenizerMixin:

@@ -20,7 +20,7 @@ size (official: sentencepiece's bare ``OUT_OF_RANGE``).
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -87,8 +87,8 @@ class ChatGLMv1Tokenizer(GLMTokenizerBase):
             remove_space=remove_space,
             **kwargs,
         )
-        specials = [str(t) for t in (bos_token, eos_token, unk_token, pad_token, mask_token)]
-        self._special_re = re.compile("(" + "|".join(re.escape(t) for t in dict.fromkeys(specials)) + ")")
+        self._specials = list(dict.fromkeys(str(t) for t in (bos_token, eos_token, unk_token, pad_token, mask_token)))
+        self._special_re = re.compile("(" + "|".join(re.escape(t) for t in self._specials) + ")")
 
     # ----------------------------------------------------------------- vocabulary
     @property
@@ -217,10 +217,19 @@ class ChatGLMv1Tokenizer(GLMTokenizerBase):
             mask += [0] * len(token_ids_1) + [1]
         return mask
 
-    def _encode_rendered(self, text: str) -> list[int]:
-        if text.endswith(_PREFIX_TEXT):
-            return self.encode(text[: -len(_PREFIX_TEXT)])
-        return self.encode(text, add_special_tokens=False)
+    def special_spellings(self) -> list[str]:
+        return list(self._specials)
+
+    def encode_plain(self, text: str) -> list[int]:
+        """Ids ``encode`` gives ``text`` when no special token is split out (preprocessing included)."""
+        return [self._convert_token_to_id(p) for p in self._tokenize(text)]
+
+    def _encode_rendered(self, text: str, plain: Callable[[str], str] | None = None) -> list[int]:
+        body, suffix = (text[: -len(_PREFIX_TEXT)], True) if text.endswith(_PREFIX_TEXT) else (text, False)
+        if plain is None:
+            return self.encode(body, add_special_tokens=suffix)
+        ids = super()._encode_rendered(body, plain)
+        return self.build_inputs_with_special_tokens(ids) if suffix else ids
 
     # ----------------------------------------------------------------- decoding
     def _convert_id_to_token(self, index: int) -> str:

@@ -14,7 +14,7 @@ Fixed on purpose: decoding ids of special tokens (ChatGLM2 raised) and of the pa
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from sentencepiece import SentencePieceProcessor
@@ -25,6 +25,7 @@ from glmtune.tokenization.base import GLMTokenizerBase, PrefixTokenizerMixin
 
 BASE_SPECIAL_TOKENS = CHATGLM2.special_tokens  # declared once, in the families
 ROLE_TOKENS = CHATGLM3.special_tokens[len(BASE_SPECIAL_TOKENS) :]
+PREFIX_TEXT = "[gMASK]sop"  # how the family chat templates write the prefix
 
 
 class SentencePieceGLMTokenizer(PrefixTokenizerMixin, GLMTokenizerBase):
@@ -49,9 +50,9 @@ class SentencePieceGLMTokenizer(PrefixTokenizerMixin, GLMTokenizerBase):
         self.index_special_tokens = {i: tok for tok, i in self.special_tokens.items()}
         self._role_re = re.compile("|".join(re.escape(t) for t in ROLE_TOKENS)) if self.role_tokens else None
         self._message_re = re.compile(
-            r"(\[gMASK\]sop|" + "|".join(re.escape(t) for t in ROLE_TOKENS) + ")"
+            "(" + "|".join(re.escape(t) for t in (PREFIX_TEXT, *ROLE_TOKENS)) + ")"
             if self.role_tokens
-            else r"(\[gMASK\]sop)"
+            else "(" + re.escape(PREFIX_TEXT) + ")"
         )
         for name in ("eos_token", "unk_token", "pad_token", "bos_token"):
             kwargs.pop(name, None)
@@ -148,19 +149,30 @@ class SentencePieceGLMTokenizer(PrefixTokenizerMixin, GLMTokenizerBase):
             *self.sp_model.encode(message),
         ]
 
-    def _encode_rendered(self, text: str) -> list[int]:
+    @property
+    def official_text_specials(self) -> bool:  # type: ignore[override]
+        """ChatGLM2's official ``encode`` maps a ``sop`` piece to the special id; ChatGLM3's messages never are."""
+        return not self.role_tokens
+
+    def encode_plain(self, text: str) -> list[int]:
+        return self.sp_model.encode(text)
+
+    def _encode_rendered(self, text: str, plain: Callable[[str], str] | None = None) -> list[int]:
         """Ids of text rendered by our chat template: the inverse of ``build_single_message`` concatenation.
 
-        ``[gMASK]sop`` and role tokens are special; after a role token the first line is the metadata.
+        ``[gMASK]sop`` and role tokens are special; after a role token the first line is the metadata. ``plain``:
+        the chunks are guarded message text (see :meth:`GLMTokenizerBase._encode_rendered`).
         """
         if not self.role_tokens:  # ChatGLM2: a [Round N] text prompt after the prefix
-            body = text[len("[gMASK]sop") :] if text.startswith("[gMASK]sop") else text
-            return self.encode(body, add_special_tokens=True)
+            body = text[len(PREFIX_TEXT) :] if text.startswith(PREFIX_TEXT) else text
+            if plain is None:
+                return self.encode(body, add_special_tokens=True)
+            return self.get_prefix_tokens() + super()._encode_rendered(body, plain)
+        clean = plain or (lambda part: part)
         ids: list[int] = []
-        parts = self._message_re.split(text)
         role_pending = False
-        for part in parts:
-            if part == "[gMASK]sop":
+        for part in self._message_re.split(text):
+            if part == PREFIX_TEXT:
                 ids.extend(self.get_prefix_tokens())
                 role_pending = False
             elif part in self.special_tokens:
@@ -169,11 +181,11 @@ class SentencePieceGLMTokenizer(PrefixTokenizerMixin, GLMTokenizerBase):
             elif part:
                 if role_pending and "\n" in part:
                     meta, message = part.split("\n", 1)
-                    ids.extend(self.sp_model.encode(meta + "\n"))
+                    ids.extend(self.sp_model.encode(clean(meta) + "\n"))
                     if message:
-                        ids.extend(self.sp_model.encode(message))
+                        ids.extend(self.sp_model.encode(clean(message)))
                 else:
-                    ids.extend(self.sp_model.encode(part))
+                    ids.extend(self.sp_model.encode(clean(part)))
                 role_pending = False
         return ids
 

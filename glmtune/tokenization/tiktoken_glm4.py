@@ -2,9 +2,10 @@
 
 Reimplements the official GLM-4-9B ``ChatGLM4Tokenizer`` as a transformers tokenizer, without checkpoint code.
 Kept from the official code: special tokens written in text are recognised by ``encode``/``__call__`` (as every
-HF tokenizer does; message contents are rendered through ``build_single_message``, which never parses them), and
-``decode`` joins special tokens with spaces. Fixed by default (``compat_official_decode=True`` restores it): ids of
-the padded-vocab rows used to make the official decoder emit the preceding text twice.
+HF tokenizer does; chat rendering keeps message text as text, ``apply_chat_template(compat_official_specials=True)``
+gives the official ids), and ``decode`` joins special tokens with spaces. Fixed by default
+(``compat_official_decode=True`` restores it): ids of the padded-vocab rows used to make the official decoder emit
+the preceding text twice.
 """
 
 from __future__ import annotations
@@ -137,16 +138,17 @@ class GLM4Tokenizer(PrefixTokenizerMixin, GLMTokenizerBase):
         """Ids of ``text`` with every special-token spelling treated as text."""
         return self.encoding.encode_ordinary(text)
 
+    encode_plain = encode_text
+
     def get_prefix_tokens(self) -> list[int]:
         return [self.special_tokens["[gMASK]"], self.special_tokens["<sop>"]]
 
     def _render_template(self, conversation: Any, *args: Any, **kwargs: Any) -> str | list[str]:
         """The official template rendered as under transformers 4.40 (jinja's tojson, trim/lstrip blocks)."""
         add = bool(kwargs.get("add_generation_prompt", False))
+        template = kwargs.get("chat_template") or self.chat_template
         batched = bool(conversation) and isinstance(conversation[0], (list, tuple))
-        texts = [
-            GLM4.render_text(list(c), add, self.chat_template) for c in (conversation if batched else [conversation])
-        ]
+        texts = [GLM4.render_text(list(c), add, template) for c in (conversation if batched else [conversation])]
         return texts if batched else texts[0]
 
     def build_single_message(self, role: str, metadata: str, message: str) -> list[int]:

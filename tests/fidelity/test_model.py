@@ -148,10 +148,19 @@ def test_apply_chat_template(fam: str, case: dict) -> None:
     tok, family = tokenizer_for(fam)
     for gen, suffix in ((True, "gen"), (False, "nogen")):
         assert family.render_text(case["messages"], gen, tok.chat_template) == case[f"text_{suffix}"]
-        ids = family.render_chat(tok, case["messages"], gen)
+        assert (
+            tok.apply_chat_template(case["messages"], add_generation_prompt=gen, tokenize=False)
+            == case[f"text_{suffix}"]
+        )
+        # the official tokenizer makes special spellings inside messages control tokens: the documented switch
+        ids = tok.apply_chat_template(case["messages"], add_generation_prompt=gen, compat_official_specials=True)
         assert [ids] == case[f"ids_{suffix}"]["input_ids"]
+        assert family.render_chat(tok, case["messages"], gen, compat_official_specials=True) == ids
         # glmtune's own template (written by make-tiny) renders the same ids as the checkpoint's
-        assert family.render_chat(tok, case["messages"], gen, template=family.chat_template()) == ids
+        own = family.render_chat(
+            tok, case["messages"], gen, template=family.chat_template(), compat_official_specials=True
+        )
+        assert own == ids
 
 
 # ------------------------------------------------------------------------------------------------ forward
@@ -266,7 +275,8 @@ def _engine(fam: str, compat: bool):
 
     tok, family = tokenizer_for(fam)
     loaded = LoadedModel(model=model_for(fam), tokenizer=tok, family=family, layout="original", path=ROOT / fam)
-    return Engine(loaded, compat_official_chat=compat)
+    # prompts as the official chat() tokenizes them (special spellings in messages: see docs/differences.md)
+    return Engine(loaded, compat_official_chat=compat, compat_official_specials=True)
 
 
 @pytest.mark.parametrize(("fam", "case"), CHAT_CALLS, ids=_ids(CHAT_CALLS))

@@ -3,8 +3,8 @@
 Like ChatGLM2 (``chatglm2.py``) a record trains its last reply, earlier rounds being the prompt's history, but
 v1 puts ``[gMASK] <sop>`` AFTER the prompt, counts rounds from 0, sends the bare query when there is no history,
 and ends replies with ``<eop>``. Ids: encode(prompt) + ``[gMASK] <sop>`` + encode(reply) + ``<eop>``; labels on
-the reply and ``<eop>`` (the official ptuning also labels ``<sop>``: see docs/data.md). Text is encoded with the
-official SentencePiece preprocessing and no special-token parsing, so ``<sop>`` written in data stays text.
+the reply and ``<eop>`` (the official ptuning also labels ``<sop>``: see docs/data.md). Text is encoded as ``encode``
+encodes it but with no special-token parsing, so ``<sop>`` written in data stays text.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ class ChatGLMv1Renderer(RoundsRenderer):
         self.end = (tokenizer.eos_token_id,)
 
     def make_encoder(self) -> Encoder:
-        encode = self.tokenizer.encode_text
+        encode = self.tokenizer.encode_plain
 
         def run(texts: list[str], threads: int) -> list[list[int]]:
             return [encode(t) if t else [] for t in texts]

@@ -2,7 +2,8 @@
 
 ChatGLM-6B and ChatGLM2-6B have no role tokens: a record trains its last reply marked for loss, and every earlier
 round is the history inside the prompt text — exactly the prompt ``chat()`` builds at inference. Ids:
-``[gMASK] sop`` + encode(prompt) + encode(reply) + eos; labels on the reply and eos.
+``[gMASK] sop`` + sp(prompt) + sp(reply) + eos; labels on the reply and eos. Message text is text: unlike the official
+``encode``, a ``sop`` piece inside it stays that piece (the ``chatglm2-ptuning`` mode keeps the official mapping).
 """
 
 from __future__ import annotations
@@ -44,7 +45,7 @@ class ChatGLM2Renderer(RoundsRenderer):
         self.end = (tokenizer.eos_token_id,)
 
     def make_encoder(self) -> Encoder:
-        return sentencepiece_encoder(self.tokenizer, official_encode=True)
+        return sentencepiece_encoder(self.tokenizer, official_encode=False)  # message text is text (no sop piece)
 
     def plan(self, record: Record) -> Plan:
         prompt, reply = self.split(record)
