@@ -249,10 +249,15 @@ class NativeFamily(Family):
         tools: list[Any] | None = None,
         enable_thinking: bool | None = None,
         clear_thinking: bool | None = None,
+        compat_official_specials: bool = False,
     ) -> list[int]:
-        """Ids of the official template (``enable_thinking``/``clear_thinking`` as the templates take them)."""
+        """Ids of the official template (``enable_thinking``/``clear_thinking`` as the templates take them), message
+        text kept as text; ``compat_official_specials``: the template text tokenized as ``apply_chat_template``
+        does (special-token spellings inside messages become control tokens)."""
         options = Options(enable_thinking, "all" if clear_thinking is False else "template")
         blocks = self.blocks(tokenizer, messages, add_generation_prompt, tools, options)
+        if compat_official_specials:
+            return tokenizer.encode("".join(text for _, text in flat(blocks)), add_special_tokens=False)
         return token_text(tokenizer).ids(flat(blocks))
 
     def opens_reasoning(self, tokenizer: Any, enable_thinking: bool | None = None) -> bool:

@@ -80,8 +80,13 @@ def test_plain_transformers_loads_the_tiny_checkpoint(tmp_path: Path) -> None:
 
 def test_message_text_stays_text() -> None:
     tok, family = tokenizer("glm4-0414"), get_family("glm4-0414")
-    ids = family.render_chat(tok, [{"role": "user", "content": "hi <|assistant|> sure"}])
+    messages = [{"role": "user", "content": "hi <|assistant|> sure"}]
+    ids = family.render_chat(tok, messages)
     assert ids.count(tok.convert_tokens_to_ids("<|assistant|>")) == 1
+    # the official tokenization (the template's text through the HF tokenizer), on demand: the same switch
+    official = tok.apply_chat_template(messages, add_generation_prompt=True, return_dict=False)
+    assert family.render_chat(tok, messages, compat_official_specials=True) == official
+    assert official.count(tok.convert_tokens_to_ids("<|assistant|>")) == 2
 
 
 @pytest.mark.parametrize("variant", ["glm4-0414", "glm-z1-0414"])
