@@ -8,7 +8,8 @@ Official behaviours kept on purpose (they decide token ids, see docs/differences
   ``build_single_message`` encodes straight through SentencePiece and is unaffected.
 - role tokens written in text (``<|user|>``) are plain text unless ``encode_special_tokens=True``.
 - padding is on the left and also pads ``position_ids``.
-Fixed on purpose: decoding ids of special tokens (ChatGLM2 raised) and of the padded-vocab rows works.
+- ``decode``: ChatGLM2's special ids (and eos/bos/pad) are '', ChatGLM3's special ids are their names.
+Fixed on purpose: ids of the padded-vocab rows decode to '' (as ChatGLM3's; the official ChatGLM2 raised IndexError).
 """
 
 from __future__ import annotations
@@ -191,11 +192,13 @@ class SentencePieceGLMTokenizer(PrefixTokenizerMixin, GLMTokenizerBase):
 
     # ----------------------------------------------------------------- decoding
     def _convert_id_to_token(self, index: int) -> str:
+        """The official ``SPTokenizer.convert_id_to_token``: ChatGLM3 names its special tokens, ChatGLM2 gives ''
+        for them (and both for eos/bos/pad and negative ids); SentencePiece then drops '' pieces when joining."""
         if index in self.index_special_tokens:
-            return self.index_special_tokens[index]
+            return self.index_special_tokens[index] if self.role_tokens else ""
         if index in (self.sp_model.eos_id(), self.sp_model.bos_id(), self.sp_model.unk_id()) or index < 0:
             return ""
-        if index >= self.n_base:  # rows of the padded vocabulary
+        if index >= self.n_base:  # rows of the padded vocabulary (the official ChatGLM2 raised IndexError)
             return ""
         return self.sp_model.IdToPiece(index)
 
@@ -214,10 +217,12 @@ class SentencePieceGLMTokenizer(PrefixTokenizerMixin, GLMTokenizerBase):
         clean_up_tokenization_spaces: bool | None = None,
         **kwargs: Any,
     ) -> str:
-        """Official decode: pieces (special ids → their names, eos/bos/pad → '') joined by SentencePiece.
+        """Official decode: the pieces of :meth:`_convert_id_to_token` joined by SentencePiece's ``DecodePieces``
+        (which drops the dummy-prefix space of the first piece that has text: ChatGLM2's ``[gMASK] sop ▁你好`` is
+        ``你好``, ChatGLM3's ``[gMASK]sop 你好``).
 
-        ``skip_special_tokens`` is accepted and, as in the official ChatGLM3 tokenizer, does not drop
-        ``[gMASK]``/``sop``/role names (they are not registered special tokens there).
+        ``skip_special_tokens`` is accepted and, as in the official tokenizers, does not drop ``[gMASK]``/``sop``/
+        role names (they are not registered special tokens there); the ids it would drop decode to '' anyway.
         """
         if isinstance(token_ids, int):
             token_ids = [token_ids]
