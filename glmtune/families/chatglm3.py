@@ -14,13 +14,15 @@ from glmtune.families.base import GLM_OFFICIAL_MODULES, Family, Message, ToolCal
 TOOL_CALL_PREFIX = "```python\n"
 TOOL_CALL_SUFFIX = "\n```"
 
-# Jinja twin of ChatGLM3Family.render_chat; glmtune's tokenizer encodes its text back to the same ids.
+# Jinja twin of ChatGLM3Family.render_chat; glmtune's tokenizer encodes its text back to the same ids. The tools'
+# newline is an expression: transformers renders templates with trim_blocks, which eats a newline after a block tag.
+# Its `tojson` is json.dumps(ensure_ascii=False): with indent=4, the official `json.dumps(tools, indent=4, ...)`.
+TOOLS_JSON = "{{ '\\n' + (message['tools'] | tojson(indent=4)) }}"
 CHAT_TEMPLATE = (
     "[gMASK]sop"
     "{% for message in messages %}"
-    "<|{{ message['role'] }}|>{{ message.get('metadata', '') }}\n{{ message['content'] }}"
-    "{% if message['role'] == 'system' and message.get('tools') is not none %}"
-    "\n{{ message['tools'] | tojson(indent=4) }}{% endif %}"
+    "<|{{ message['role'] }}|>{{ message.get('metadata') or '' }}\n{{ message['content'] }}"
+    "{% if message['role'] == 'system' and 'tools' in message %}" + TOOLS_JSON + "{% endif %}"
     "{% endfor %}"
     "{% if add_generation_prompt %}<|assistant|>{% endif %}"
 )
@@ -62,8 +64,10 @@ def parse_tool_call_code(code: str) -> dict[str, Any]:
 @dataclass(frozen=True)
 class ChatGLM3Family(Family):
     def render_message(self, tokenizer: Any, message: Message) -> list[int]:
+        """``build_single_message`` of one history item as ``build_chat_input`` writes it: a system message that
+        has ``tools`` gets ``content + "\\n" + json.dumps(tools, indent=4, ensure_ascii=False)``."""
         content = message.get("content") or ""
-        if message["role"] == "system" and message.get("tools") is not None:
+        if message["role"] == "system" and "tools" in message:
             content = content + "\n" + json.dumps(message["tools"], indent=4, ensure_ascii=False)
         return tokenizer.build_single_message(message["role"], message.get("metadata") or "", content)
 

@@ -1,14 +1,16 @@
 """``tokenizer.json`` for native exports, so plain ``AutoTokenizer`` loads the tokenizer without remote code.
 
 ChatGLM2/3: a byte-fallback BPE built from the SentencePiece pieces (merges from piece order), with SentencePiece's
-normaliser and whitespace pre-splitting, and a dummy prefix on every text segment (as the official per-message
-encoding has); GLM-4: byte-level BPE from the tiktoken ranks with the GLM-4 split pattern. Specials follow the base
-vocabulary in the official order; ``[gMASK] sop`` is added by the post-processor. Tests check the ids against the
-exact tokenizer on the project's corpus and on chat templates.
+normaliser (its precompiled map; blanks and controls mapped first, see :func:`_blank_steps`) and a dummy prefix on
+every text segment (as the official per-message encoding has); GLM-4: byte-level BPE from the tiktoken ranks with the
+GLM-4 split pattern. Specials follow the base vocabulary in the official order; ``[gMASK] sop`` is added by the
+post-processor. Tests check the ids against the exact tokenizer on plain text (tests/unit/test_native_tokenizer.py)
+and on chat templates.
 """
 
 from __future__ import annotations
 
+import unicodedata
 from pathlib import Path
 from typing import Any
 
@@ -16,15 +18,15 @@ from tokenizers import AddedToken, Regex, Tokenizer, decoders, models, normalize
 from transformers import PreTrainedTokenizerFast
 
 from glmtune.families import Family
+from glmtune.families.chatglm3 import TOOLS_JSON
 
 # A native chat template for the fast tokenizer: the space before the content stands for the dummy prefix the
 # official code gets by encoding each message separately (SentencePiece then drops/merges it identically).
 CHATGLM3_FAST_TEMPLATE = (
     "[gMASK]sop"
     "{% for message in messages %}"
-    "<|{{ message['role'] }}|>{{ message.get('metadata', '') }}\n {{ message['content'] }}"
-    "{% if message['role'] == 'system' and message.get('tools') is not none %}"
-    "\n{{ message['tools'] | tojson(indent=4) }}{% endif %}"
+    "<|{{ message['role'] }}|>{{ message.get('metadata') or '' }}\n {{ message['content'] }}"
+    "{% if message['role'] == 'system' and 'tools' in message %}" + TOOLS_JSON + "{% endif %}"
     "{% endfor %}"
     "{% if add_generation_prompt %}<|assistant|>{% endif %}"
 )
@@ -49,17 +51,44 @@ def _sentencepiece_tokenizer(tokenizer: Any) -> Tokenizer:
             byte_fallback=proto.trainer_spec.byte_fallback,
         )
     )
-    steps = []
+    # the dummy prefix goes first: the library prepends nothing to a segment left empty (SentencePiece writes "▁"
+    # for a text its normaliser deleted); the map turns that "▁" into the space the last step turns back
+    steps = [normalizers.Prepend("▁")] if proto.normalizer_spec.add_dummy_prefix else []
     if proto.normalizer_spec.precompiled_charsmap:
+        steps += [normalizers.NFC(), *_blank_steps(tokenizer.sp_model)]
         steps.append(normalizers.Precompiled(proto.normalizer_spec.precompiled_charsmap))
-    if proto.normalizer_spec.add_dummy_prefix:
-        steps.append(normalizers.Prepend("▁"))
     steps.append(normalizers.Replace(" ", "▁"))
     fast.normalizer = normalizers.Sequence(steps)
     fast.decoder = decoders.Sequence(
         [decoders.Replace("▁", " "), decoders.ByteFallback(), decoders.Fuse(), decoders.Strip(" ", 1, 0)]
     )
     return fast
+
+
+def _blank_steps(sp: Any) -> list[Any]:
+    """Normalisers that map, before ``Precompiled``, every character SentencePiece's normaliser turns into a space
+    (line breaks, tabs, no-break and ideographic spaces...) or deletes (control characters), as it does.
+
+    The tokenizers library's ``Precompiled`` looks a grapheme cluster up as a whole and, when a shorter prefix of it
+    is in the map, keeps only that prefix's mapping: ``\\r\\n`` became one space where SentencePiece writes two (a
+    ``▁`` missing after a Windows line break), a no-break space swallowed a following zero-width joiner. Mapped
+    first, these characters never start a cluster that ``Precompiled`` cuts. Derived from the model itself
+    (SentencePiece's own ``normalize`` of each BMP character; combining marks are left to the map). The NFC step
+    before them composes what the map composes anywhere (Hangul jamo, a letter and its accent), which
+    ``Precompiled`` misses in clusters of 6 bytes or more. Left different: a compatibility character (``ﬁ``, ``①``,
+    full-width letters) directly followed by a combining mark, where ``Precompiled`` drops the mark.
+    """
+    chars = [chr(c) for c in range(0x10000) if not 0xD800 <= c < 0xE000 and unicodedata.category(chr(c))[0] != "M"]
+    classes: dict[str, list[str]] = {" ": [], "": []}
+    for char, out in zip(chars, sp.normalize([f"x{c}x" for c in chars]), strict=True):
+        out = out.replace("▁", " ")[2:-1]
+        if out != char and out in classes:
+            classes[out].append(char)
+    return [
+        normalizers.Replace(Regex("[" + "".join(f"\\x{{{ord(c):x}}}" for c in members) + "]"), target)
+        for target, members in classes.items()
+        if members
+    ]
 
 
 def _tiktoken_tokenizer(tokenizer: Any) -> Tokenizer:
@@ -84,7 +113,10 @@ def build_fast_tokenizer(tokenizer: Any, family: Family) -> PreTrainedTokenizerF
     glm4 = family.name == "glm4"
     fast = _tiktoken_tokenizer(tokenizer) if glm4 else _sentencepiece_tokenizer(tokenizer)
     specials = sorted(tokenizer.special_tokens.items(), key=lambda kv: kv[1])
-    fast.add_special_tokens([AddedToken(t, special=True, normalized=False) for t, _ in specials])
+    # a special spelled as a word (ChatGLM2/3 `sop`, `eop`) only matches as a whole word: `people`, `isop` are text
+    fast.add_special_tokens(
+        [AddedToken(t, special=True, normalized=False, single_word=t.isalnum()) for t, _ in specials]
+    )
     for token, index in specials:
         if fast.token_to_id(token) != index:
             raise ValueError(f"special token {token} got id {fast.token_to_id(token)}, expected {index}")
