@@ -243,9 +243,20 @@ def test_ptuning(fam: str, case: dict) -> None:
     ids = torch.tensor(case["input_ids"])
     with torch.no_grad():
         if "logits_key" in case:
-            out = model(input_ids=ids)
+            mask = torch.tensor(case["attention_mask"]) if case.get("attention_mask") is not None else None
+            kwargs = {}
+            if mask is not None:  # the official forward: arange positions and its P-Tuning mask (compat)
+                kwargs = {
+                    "attention_mask": official_attention_mask(mask, torch.float32, ptuning=True),
+                    "position_ids": torch.arange(ids.shape[1]).expand_as(ids),
+                }
+            out = model(input_ids=ids, **kwargs)
             ref = _logits_ref(fam, case["logits_key"])
-            assert (out.logits[:, case["positions"], :] - ref).abs().max().item() <= 1e-4
+            got = out.logits[:, case["positions"], :]
+            keep = (
+                mask[:, case["positions"]].bool() if mask is not None else torch.ones(got.shape[:2], dtype=torch.bool)
+            )
+            assert (got[keep] - ref[keep]).abs().max().item() <= 1e-4
             assert out.logits.argmax(-1).tolist() == case["argmax_all"]
         else:
             gen = json.loads((ROOT / fam / "generate_cases.json").read_text())
