@@ -53,7 +53,7 @@ def run_preprocess(
     for note in report.notes:
         print(f"note: {note}", file=err)
     if report.invalid:
-        print(f"skipped {len(report.invalid)} invalid record(s)", file=err)
+        print(f"skipped {report.invalid_records} invalid record(s)", file=err)  # each problem is listed above
     limit = used.get("max_length") or used.get("max_seq_length")
     cut = f", {report.truncated} truncated" + (f" to {limit} tokens" if limit else "") if report.truncated else ""
     print(f"wrote {done.written} samples from {report.records} records to {output}{cut}", file=err)

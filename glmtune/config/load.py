@@ -160,7 +160,7 @@ def build_config(raw: dict[str, Any], overrides: dict[str, Any] | None = None, s
         )
     if not built["model"].path:
         raise GlmtuneError(f"{source}: model.path is required (a checkpoint directory)")
-    if not built["data"].train:
+    if not built["data"].train and not built["data"].dataset_info:
         raise GlmtuneError(f"{source}: data.train is required (one or more data files)")
     return TrainConfig(
         model=built["model"],
@@ -180,6 +180,9 @@ def load_config(path: str | Path, overrides: list[str] | None = None) -> TrainCo
     cfg.data.train = [resolve_data_path(p, base) for p in cfg.data.train]
     cfg.data.eval = [resolve_data_path(p, base) for p in cfg.data.eval]
     cfg.data.test = [resolve_data_path(p, base) for p in cfg.data.test]
+    if cfg.data.dataset_info:  # FILE:NAME, the file found like the data files
+        file, sep, name = cfg.data.dataset_info.rpartition(":")
+        cfg.data.dataset_info = f"{resolve_data_path(file, base)}{sep}{name}" if sep else cfg.data.dataset_info
     return cfg
 
 

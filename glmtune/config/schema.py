@@ -41,7 +41,7 @@ class DataConfig:
     test: list[str] = field(default_factory=list)
     format: str | None = None  # auto-detected when empty
     columns: dict[str, str] = field(default_factory=dict)
-    dataset_info: str | None = None  # a LLaMA-Factory dataset_info.json entry "FILE:NAME"
+    dataset_info: str | None = None  # "FILE:NAME" of a LLaMA-Factory dataset_info.json: its columns (and file_name)
     mode: str = "default"
     max_length: int = 2048
     mask_history: bool = False  # default mode: train only the last reply of each conversation

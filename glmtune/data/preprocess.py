@@ -33,38 +33,103 @@ def model_tokenizer(model: Path, family: str | None) -> tuple[Any, Family]:
     return load_tokenizer(model, fam), fam
 
 
-def parse_columns(columns: str | None) -> tuple[dict[str, Any] | None, FormatSpec | None, Path | None]:
-    """``--columns``: a JSON object (our keys, or a LLaMA-Factory ``dataset_info`` entry) → (columns, None,
-    None), or ``dataset_info.json:NAME`` → (None, that entry's spec, its data file)."""
+def parse_columns(
+    columns: str | dict[str, Any] | None, name: str = "--columns"
+) -> tuple[dict[str, Any] | None, FormatSpec | None, Path | None]:
+    """``--columns`` / ``data.columns``: a JSON object or dict (our keys, or a LLaMA-Factory ``dataset_info`` entry)
+    → (columns, None, None), or ``dataset_info.json:NAME`` → (None, that entry's spec, its data file)."""
     if not columns:
         return None, None, None
-    text = columns.strip()
+    if isinstance(columns, dict):
+        return dict(columns), None, None
+    text = str(columns).strip()
     if text.startswith("{"):
         try:
             value = json.loads(text)
         except json.JSONDecodeError as e:
-            raise GlmtuneError(f"--columns: invalid JSON: {e.msg}") from None
+            raise GlmtuneError(f"{name}: invalid JSON: {e.msg}") from None
         if not isinstance(value, dict):
-            raise GlmtuneError("--columns: expected a JSON object")
+            raise GlmtuneError(f"{name}: expected a JSON object")
         return value, None, None
-    path, _, name = text.rpartition(":")
-    if not path or not name:
-        raise GlmtuneError("--columns: expected a JSON object or dataset_info.json:NAME")
-    spec, data_file = spec_from_dataset_info(path, name)
+    path, _, entry = text.rpartition(":")
+    if not path or not entry:
+        raise GlmtuneError(f"{name}: expected a JSON object or dataset_info.json:NAME")
+    spec, data_file = spec_from_dataset_info(path, entry)
     return None, spec, data_file
 
 
-def ptuning_columns(
-    data: Sequence[Path], split: str | None, fmt: str | FormatSpec | None, given: dict[str, Any]
+@dataclass(frozen=True)
+class Source:
+    """How a run's records are read: the format (a name, a LLaMA-Factory entry's spec, or None = detect), the
+    column mapping, and the data file a ``dataset_info`` entry names. ``preprocess --format/--columns`` and a
+    training config's ``data.format``/``data.columns``/``data.dataset_info`` mean the same through it."""
+
+    fmt: str | FormatSpec | None
+    columns: dict[str, Any] | None
+    data_file: Path | None = None
+
+    def render_args(self, mode: str) -> dict[str, Any]:
+        """``fmt``/``columns`` for ``prepare_dataset``: the official modes read records as stored (a ptuning mode's
+        columns have become its settings, see :func:`mode_source_settings`)."""
+        if mode == DEFAULT_MODE:
+            return {"fmt": self.fmt, "columns": self.columns}
+        return {"fmt": None, "columns": None}
+
+
+def data_source(
+    fmt: str | None,
+    columns: str | dict[str, Any] | None,
+    dataset_info: str | None = None,
+    names: tuple[str, str] = ("--columns", "--columns"),
+) -> Source:
+    """The :class:`Source` of ``fmt`` + ``columns`` (a mapping, or ``dataset_info.json:NAME``) or ``dataset_info``."""
+    if columns and dataset_info:
+        raise GlmtuneError(f"{names[0]} and {names[1]}: give one of them (a dataset_info entry names the columns)")
+    column_map, info_spec, data_file = parse_columns(dataset_info or columns, names[1] if dataset_info else names[0])
+    if dataset_info and info_spec is None:
+        raise GlmtuneError(f"{names[1]}: expected dataset_info.json:NAME")
+    return Source(info_spec or fmt, column_map, data_file)
+
+
+def mode_source_settings(
+    mode: str, data: Sequence[Path], split: str | None, source: Source, settings: dict[str, Any]
 ) -> dict[str, Any]:
-    """prompt/response/history columns for the ptuning modes from the data's format, unless given."""
-    if given.get("prompt_column") and given.get("response_column"):
-        return given
+    """``settings`` plus what ``mode`` takes from the data source. The ptuning modes read prompt/response/history
+    columns: given ones first, then the column mapping, then the data's format. The other official modes read
+    records exactly as stored, so a column mapping there would be ignored: it is refused."""
+    if mode == DEFAULT_MODE:
+        return settings
+    m = get_mode(mode)
+    if m.name.endswith("ptuning"):
+        return ptuning_columns(data, split, source.fmt, settings, source.columns)
+    if source.columns or isinstance(source.fmt, FormatSpec):
+        raise GlmtuneError(
+            f"mode {mode} reads its records as the official code does (its own field names): a column mapping "
+            "(--columns, data.columns, data.dataset_info) applies to the default and ptuning modes only"
+        )
+    return settings
+
+
+def ptuning_columns(
+    data: Sequence[Path],
+    split: str | None,
+    fmt: str | FormatSpec | None,
+    given: dict[str, Any],
+    columns: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """prompt/response/history columns for the ptuning modes: ``given`` settings, then ``columns`` (our keys, or a
+    LLaMA-Factory entry), then the data's format (named or detected)."""
+    out = dict(given)
+    entry = columns if columns and ("formatting" in columns or isinstance(columns.get("columns"), dict)) else None
+    for key in ("prompt", "response", "history"):
+        if columns and not entry and columns.get(key) and not out.get(f"{key}_column"):
+            out[f"{key}_column"] = columns[key]
+    if out.get("prompt_column") and out.get("response_column"):
+        return out
     raws, _ = read_paths(data, split)
-    spec = get_spec(fmt) or detect(raws, str(data[0]))
+    spec = get_spec(fmt, entry) or detect(raws, str(data[0]))
     if spec.shape != "pairs":
         raise GlmtuneError(f"{data[0]}: the ptuning modes read prompt/response columns, not {spec.name} messages")
-    out = dict(given)
     out.setdefault("prompt_column", spec.col("prompt"))
     out.setdefault("response_column", spec.col("response"))
     history = spec.col("history")
@@ -122,24 +187,19 @@ def preprocess(
 ) -> Preprocessed:
     """Render ``data`` for ``model``'s tokenizer and write it to ``output`` (JSON lines, atomically); prints nothing."""
     tokenizer, fam = model_tokenizer(model, family)
-    column_map, info_spec, data_file = parse_columns(columns)
-    data = list(data) or ([data_file] if data_file else [])
-    spec: str | FormatSpec | None = info_spec or fmt
+    source = data_source(fmt, columns)
+    data = list(data) or ([source.data_file] if source.data_file else [])
     if not data:
         raise GlmtuneError("no data: pass --data FILE|DIR")
     settings = {k: v for k, v in (settings or {}).items() if v is not None}
-    if mode != DEFAULT_MODE:
-        m = get_mode(mode)
-        if m.name.endswith("ptuning"):
-            settings = ptuning_columns(data, split, spec, settings)
+    settings = mode_source_settings(mode, data, split, source, settings)
     report = Report()
     ds = prepare_dataset(
         data,
         tokenizer,
         fam,
         mode=mode,
-        fmt=spec,
-        columns=column_map,
+        **source.render_args(mode),
         split=split,
         variant=variant,
         skip_invalid=skip_invalid,

@@ -213,6 +213,7 @@ def _read_json_array(
     records: list[RawRecord] = []
     issues: list[DataIssue] = list(bad.values())
     bad_lines = sorted(bad)
+    item = 0
     idx = ws(text, start + 1).end()  # type: ignore[union-attr]
     if idx < len(text) and text[idx] == "]":
         idx += 1
@@ -226,7 +227,8 @@ def _read_json_array(
             first, last = line_of(idx), line_of(max(end - 1, idx))
             k = bisect.bisect_left(bad_lines, first)
             if not (k < len(bad_lines) and bad_lines[k] <= last):
-                records.append(RawRecord(value, Origin(str(path), first)))
+                records.append(RawRecord(value, Origin(str(path), first, item)))
+            item += 1
             idx = ws(text, end).end()  # type: ignore[union-attr]
             if idx < len(text) and text[idx] == ",":
                 idx = ws(text, idx + 1).end()  # type: ignore[union-attr]

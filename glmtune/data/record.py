@@ -23,6 +23,7 @@ class Origin:
 
     path: str
     line: int | None = None
+    item: int | None = None  # its index in a file whose records may share a line (a JSON list); not printed
 
     def __str__(self) -> str:
         return self.path if self.line is None else f"{self.path}:{self.line}"
@@ -73,12 +74,17 @@ class RecordError(Exception):
         return DataIssue(origin, self.field, self.message)
 
 
+def count_records(issues: list[DataIssue]) -> int:
+    """How many records ``issues`` are about (a record with two bad fields has two issues, and counts once)."""
+    return len({i.origin for i in issues})
+
+
 class DataErrors(GlmtuneError):
     """All problems found in a data set, reported together: a summary line, then one line per problem."""
 
     def __init__(self, issues: list[DataIssue]) -> None:
         self.issues = list(issues)
-        n = len(self.issues)
+        n = count_records(self.issues)
         head = f"{n} invalid record{'s' if n != 1 else ''} (fix them, or pass --skip-invalid to skip them):"
         super().__init__("\n".join([head, *(str(i) for i in self.issues)]))
 
@@ -93,6 +99,11 @@ class Report:
     records: int = 0
     samples: int = 0
 
+    @property
+    def invalid_records(self) -> int:
+        """The number of records skipped as invalid (``invalid`` lists every problem, several per record)."""
+        return count_records(self.invalid)
+
     def merge(self, other: Report) -> None:
         self.invalid += other.invalid
         self.notes += other.notes
@@ -102,7 +113,7 @@ class Report:
 
     def to_json(self) -> dict[str, Any]:
         def issues(items: list[DataIssue]) -> list[list[Any]]:
-            return [[i.origin.path, i.origin.line, i.field, i.message] for i in items]
+            return [[i.origin.path, i.origin.line, i.field, i.message, i.origin.item] for i in items]
 
         return {
             "invalid": issues(self.invalid),
@@ -115,7 +126,7 @@ class Report:
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Report:
         def issues(items: list[list[Any]]) -> list[DataIssue]:
-            return [DataIssue(Origin(p, line), f, m) for p, line, f, m in items]
+            return [DataIssue(Origin(p, line, *rest), f, m) for p, line, f, m, *rest in items]
 
         return cls(issues(data["invalid"]), issues(data["notes"]), data["truncated"], data["records"], data["samples"])
 

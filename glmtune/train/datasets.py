@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from glmtune.config.schema import TrainConfig
@@ -47,9 +48,6 @@ def mode_settings(cfg: TrainConfig) -> dict[str, Any]:
         }
         if mode != "chatglm3-input-output":
             out["ignore_pad_token_for_loss"] = d.ignore_pad_token_for_loss
-            for key in ("prompt", "response", "history"):
-                if d.columns.get(key):
-                    out[f"{key}_column"] = d.columns[key]
         return out
     raise GlmtuneError(f"data.mode {mode!r} is not a rendering mode")
 
@@ -58,11 +56,16 @@ def build_datasets(cfg: TrainConfig, tokenizer: Any, family: Family) -> TrainDat
     """Rendered (and cached) train/eval/test datasets plus the collator for ``cfg``."""
     from glmtune.data.collate import make_collator
     from glmtune.data.pipeline import prepare_dataset
+    from glmtune.data.preprocess import data_source, mode_source_settings
 
     d = cfg.data
-    settings = mode_settings(cfg)
+    # the same column mapping as `preprocess --columns`, and the same ptuning column inference
+    source = data_source(d.format, d.columns or None, d.dataset_info, ("data.columns", "data.dataset_info"))
+    train_paths = list(d.train) or ([str(source.data_file)] if source.data_file else [])
+    if not train_paths:
+        raise GlmtuneError(f"{cfg.source}: data.train is required (or a data.dataset_info entry with a file_name)")
+    settings = mode_source_settings(d.mode, [Path(p) for p in train_paths], None, source, mode_settings(cfg))
     report = Report()
-    columns = d.columns if d.mode == "default" else None
 
     def build(paths: list[str], limit: int | None = None) -> Any:
         if not paths:
@@ -72,8 +75,7 @@ def build_datasets(cfg: TrainConfig, tokenizer: Any, family: Family) -> TrainDat
             tokenizer,
             family,
             mode=d.mode,
-            fmt=d.format,
-            columns=columns,
+            **source.render_args(d.mode),
             skip_invalid=d.skip_invalid,
             num_proc=d.num_proc,
             report=report,
@@ -83,9 +85,9 @@ def build_datasets(cfg: TrainConfig, tokenizer: Any, family: Family) -> TrainDat
             ds = ds.select(range(limit))
         return ds
 
-    train = build(d.train)
+    train = build(train_paths)
     if train is None or len(train) == 0:
-        raise GlmtuneError(f"data.train {d.train}: no usable records")
+        raise GlmtuneError(f"data.train {train_paths}: no usable records")
     collator = make_collator(tokenizer, pack=d.pack)
     return TrainData(
         train=train,
