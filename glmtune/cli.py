@@ -22,7 +22,7 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
-    rich_markup_mode="rich",
+    rich_markup_mode=None,  # click's plain help wraps long option names; rich's tables cut them at 80 columns
 )
 
 _DEBUG = {"on": False}
@@ -58,13 +58,14 @@ def _run(command: str, **options: Any) -> Any:
 # ---------------------------------------------------------------------------------------------------- commands
 @app.command("make-tiny")
 def make_tiny_cmd(
-    out_dir: Annotated[Path, typer.Argument(help="Directory to write the checkpoint to (must not exist).")],
+    out_dir: Annotated[Path, typer.Argument(help="Directory to write the checkpoint to.")],
     family: Annotated[
         str,
         typer.Option(help="chatglm | chatglm2 | chatglm3 | chatglm3-base | chatglm3-32k | glm4"),
     ] = "chatglm3",
     fmt: Annotated[str, typer.Option("--format", help="safetensors (sharded, with index) or bin")] = "safetensors",
     seed: Annotated[int, typer.Option(help="Random seed of the weights.")] = 0,
+    force: ForceOpt = False,
 ) -> None:
     """Write a tiny random-weight checkpoint in the ORIGINAL THUDM layout (deterministic, seconds on CPU)."""
     _run("make_tiny", **locals())

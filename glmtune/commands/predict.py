@@ -19,12 +19,16 @@ def predictions_for(
     seed: int | None = None,
 ):
     from glmtune.data import load_records
+    from glmtune.data.record import DataErrors
     from glmtune.infer import Engine, GenerationParams
     from glmtune.infer.loading import load_for_inference
     from glmtune.infer.predict import predict, samples_from_records
 
+    try:
+        records = load_records([str(p) for p in data], fmt=fmt)
+    except DataErrors as e:  # every record is predicted: there is no --skip-invalid here
+        raise DataErrors(e.issues, hint="fix them: every record is predicted") from None
     engine = Engine(load_for_inference(model, adapter))
-    records = load_records([str(p) for p in data], fmt=fmt)
     params = GenerationParams(
         max_new_tokens=max_new_tokens, temperature=temperature, top_p=top_p, do_sample=temperature > 0, seed=seed
     )

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import typer
 
 from glmtune.errors import GlmtuneError
@@ -32,14 +30,14 @@ def run_train(args: list[str]) -> None:
             "usage: glmtune train CONFIG.yaml [--key value ...]  or  "
             "glmtune train DATA_DIR MODEL_DIR CONFIG.yaml [yes|N]"
         )
-    if not Path(cfg.model.path).exists():
-        raise GlmtuneError(f"model.path {cfg.model.path}: no such directory")
     for note in cfg.notes:
         typer.echo(f"note: {note}", err=True)
-    result = train(cfg)
+    result = train(cfg, notify=lambda line: typer.echo(line, err=True))
     typer.echo(f"trained {cfg.method.name} on {cfg.model.path}")
     if result.first_loss is not None:
         typer.echo(f"loss: {result.first_loss:.4f} -> {result.last_loss:.4f}")
+    if result.metrics.get("eval_loss") is not None:
+        typer.echo(f"eval loss: {result.metrics['eval_loss']:.4f}")
     typer.echo(f"output:        {result.output_dir}")
     typer.echo(f"trainer state: {result.trainer_state}")
     if result.loss_plot:

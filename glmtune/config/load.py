@@ -32,10 +32,17 @@ LIST_FIELDS = {("data", "train"), ("data", "eval"), ("data", "test")}
 
 
 class _Loader(yaml.SafeLoader):
-    """YAML 1.2 floats: ``5e-5`` is a number (PyYAML's 1.1 rules read it as a string; ruamel, used by the
-    official finetune_demo, reads it as a float)."""
+    """YAML 1.2 scalars, as ruamel (used by the official finetune_demo) reads them: ``5e-5`` is a number (PyYAML's
+    1.1 rules read it as a string) and only true/false are booleans (``no``, ``off``, ``y`` stay strings, so
+    ``--training.eval_strategy no`` means ``"no"``)."""
 
 
+_BOOL = "tag:yaml.org,2002:bool"
+_Loader.yaml_implicit_resolvers = {
+    first: [(tag, rx) for tag, rx in resolvers if tag != _BOOL]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+_Loader.add_implicit_resolver(_BOOL, re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF"))
 _Loader.add_implicit_resolver(
     "tag:yaml.org,2002:float",
     re.compile(
@@ -143,8 +150,8 @@ def build_config(raw: dict[str, Any], overrides: dict[str, Any] | None = None, s
             if key not in names:
                 raise GlmtuneError(f"{source}: {name}.{key}: unknown option{_did_you_mean(key, names)}")
         for key in list(body):
-            if (name, key) in LIST_FIELDS and isinstance(body[key], str):
-                body[key] = [body[key]]
+            if (name, key) in LIST_FIELDS:
+                body[key] = _paths(body[key], f"{source}: {name}.{key}")
         if name == "training":
             body.setdefault("output_dir", "runs/train")
             body.setdefault("report_to", "none")
@@ -170,6 +177,17 @@ def build_config(raw: dict[str, Any], overrides: dict[str, Any] | None = None, s
         generation=generation,
         source=source,
     )
+
+
+def _paths(value: Any, where: str) -> list[str]:
+    """A list of data paths from a path, a list of paths, or null/empty (none)."""
+    if value in (None, "", []):
+        return []
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, list) and all(isinstance(v, str) and v for v in value):
+        return list(value)
+    raise GlmtuneError(f"{where}: expected a data file path or a list of paths, got {value!r}")
 
 
 def load_config(path: str | Path, overrides: list[str] | None = None) -> TrainConfig:

@@ -55,6 +55,14 @@ def official_to_glmtune(
     data_cfg = raw.get("data_config") or {}
     if "train_file" not in data_cfg:
         raise GlmtuneError(f"{source}: data_config.train_file is required")
+    for key in ("train_file", "val_file", "test_file"):
+        name = data_cfg.get(key)
+        if name and not (data_dir / name).exists():
+            present = sorted(p.name for p in data_dir.iterdir()) if data_dir.is_dir() else []
+            raise GlmtuneError(
+                f"{data_dir / name}: no such file (data_config.{key} of {source}; DATA_DIR holds "
+                f"{', '.join(present[:8]) + (' ...' if len(present) > 8 else '') if present else 'nothing'})"
+            )
     data: dict[str, Any] = {"train": [str(data_dir / data_cfg["train_file"])], "mode": "default"}
     training = dict(raw.get("training_args") or {})
     if data_cfg.get("val_file") and training.get("do_eval", True) is not False:
@@ -162,6 +170,8 @@ def load_official(
     for path, what in ((data_dir, "DATA_DIR"), (model_dir, "MODEL_DIR")):
         if not Path(path).is_dir():
             raise GlmtuneError(f"{path}: {what} is not a directory")
+    if not (Path(model_dir) / "config.json").is_file():
+        raise GlmtuneError(f"{model_dir}: MODEL_DIR holds no config.json (not a checkpoint directory)")
     notes: list[str] = []
     sections = official_to_glmtune(raw, Path(data_dir), Path(model_dir), config_path, notes)
     if resume:

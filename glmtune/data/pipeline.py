@@ -259,6 +259,9 @@ def prepare_dataset(
         get_family(family or getattr(tokenizer, "glmtune_family", "")) if not isinstance(family, Family) else family
     )
     path_list = _as_list(paths)
+    for path in path_list:
+        if not Path(path).exists():
+            raise GlmtuneError(f"{path}: no such file or directory")
     spec = get_spec(fmt, columns)
     key_settings = {
         "mode": mode,

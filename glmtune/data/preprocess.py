@@ -208,6 +208,14 @@ def preprocess(
         report=report,
         **settings,
     )
+    if len(ds) == 0:
+        where = ", ".join(str(p) for p in data)
+        why = (
+            "every record was invalid (run without --skip-invalid to list them)"
+            if report.records
+            else ("no records: the data is empty")
+        )
+        raise GlmtuneError(f"{where}: {why}; nothing written to {output}")
     output.parent.mkdir(parents=True, exist_ok=True)
     n = write_jsonl(output, ds)
     return Preprocessed(dataset=ds, written=n, report=report, tokenizer=tokenizer, settings=settings)

@@ -82,10 +82,12 @@ def count_records(issues: list[DataIssue]) -> int:
 class DataErrors(GlmtuneError):
     """All problems found in a data set, reported together: a summary line, then one line per problem."""
 
-    def __init__(self, issues: list[DataIssue]) -> None:
+    SKIP_HINT = "fix them, or pass --skip-invalid to skip them"
+
+    def __init__(self, issues: list[DataIssue], hint: str = SKIP_HINT) -> None:
         self.issues = list(issues)
         n = count_records(self.issues)
-        head = f"{n} invalid record{'s' if n != 1 else ''} (fix them, or pass --skip-invalid to skip them):"
+        head = f"{n} invalid record{'s' if n != 1 else ''} ({hint}):"
         super().__init__("\n".join([head, *(str(i) for i in self.issues)]))
 
 

@@ -52,8 +52,9 @@ def asset_path(name: str) -> Path:
     return path
 
 
-def make_tiny(variant: str, out_dir: str | Path, fmt: str = "safetensors", seed: int = 0) -> Path:
-    """Write a tiny checkpoint of ``variant`` (a family or variant name) to ``out_dir``; returns the path."""
+def make_tiny(variant: str, out_dir: str | Path, fmt: str = "safetensors", seed: int = 0, force: bool = False) -> Path:
+    """Write a tiny checkpoint of ``variant`` (a family or variant name) to ``out_dir`` (replaced only with
+    ``force``); returns the path."""
     if variant not in VARIANTS:
         raise GlmtuneError(f"--family {variant!r}: choose one of {', '.join(sorted(VARIANTS))}")
     if fmt not in ("safetensors", "bin"):
@@ -63,10 +64,10 @@ def make_tiny(variant: str, out_dir: str | Path, fmt: str = "safetensors", seed:
     if family.architecture == "native":
         from glmtune.model.tiny_native import write_tiny_native
 
-        with atomic_directory(out) as tmp:
+        with atomic_directory(out, overwrite=force) as tmp:
             write_tiny_native(tmp, family, var, asset_path("glm4_tokenizer.model"), fmt, seed, INIT_STD)  # type: ignore[arg-type]
         return out
-    with atomic_directory(out) as tmp:
+    with atomic_directory(out, overwrite=force) as tmp:
         vocab = asset_path(ASSETS[family.name])
         shutil.copyfile(vocab, tmp / family.tokenizer_file)
         if family.architecture == "chatglm-v1":

@@ -18,7 +18,19 @@ class TrainData:
     eval: Any
     test: Any
     collator: Any
-    report: Report
+    reports: dict[str, Report]  # per split: records, samples, truncated, skipped
+
+    def summary(self, max_length: int | None) -> list[str]:
+        """One line per split: what the data became (truncation and skips are never silent)."""
+        lines = []
+        for split, r in self.reports.items():
+            line = f"{split}: {r.samples} samples from {r.records} records"
+            if r.truncated:
+                line += f", {r.truncated} truncated" + (f" to {max_length} tokens" if max_length else "")
+            if r.invalid:
+                line += f", {len(r.invalid)} invalid skipped"
+            lines.append(line)
+        return lines
 
 
 def mode_settings(cfg: TrainConfig) -> dict[str, Any]:
@@ -65,11 +77,12 @@ def build_datasets(cfg: TrainConfig, tokenizer: Any, family: Family) -> TrainDat
     if not train_paths:
         raise GlmtuneError(f"{cfg.source}: data.train is required (or a data.dataset_info entry with a file_name)")
     settings = mode_source_settings(d.mode, [Path(p) for p in train_paths], None, source, mode_settings(cfg))
-    report = Report()
+    reports: dict[str, Report] = {}
 
-    def build(paths: list[str], limit: int | None = None) -> Any:
+    def build(split: str, paths: list[str], limit: int | None = None) -> Any:
         if not paths:
             return None
+        report = reports.setdefault(split, Report())
         ds = prepare_dataset(
             paths,
             tokenizer,
@@ -85,14 +98,14 @@ def build_datasets(cfg: TrainConfig, tokenizer: Any, family: Family) -> TrainDat
             ds = ds.select(range(limit))
         return ds
 
-    train = build(train_paths)
+    train = build("train", train_paths)
     if train is None or len(train) == 0:
         raise GlmtuneError(f"data.train {train_paths}: no usable records")
     collator = make_collator(tokenizer, pack=d.pack)
     return TrainData(
         train=train,
-        eval=build(d.eval, d.max_eval_samples),
-        test=build(d.test, d.max_eval_samples),
+        eval=build("eval", d.eval, d.max_eval_samples),
+        test=build("test", d.test, d.max_eval_samples),
         collator=collator,
-        report=report,
+        reports=reports,
     )

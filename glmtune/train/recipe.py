@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -54,19 +55,38 @@ def fingerprint(cfg: TrainConfig) -> dict[str, Any]:
     return {"fingerprint": digest, "summary": summary}
 
 
-def train(cfg: TrainConfig) -> TrainResult:
-    """Run one fine-tuning job; returns where everything went."""
+def preflight(cfg: TrainConfig) -> None:
+    """The model and every data file exist (checked before the output directory is judged, so that a wrong path
+    is what the user hears about)."""
+    model = Path(cfg.model.path)
+    if not model.is_dir():
+        raise GlmtuneError(f"model.path {model}: no such directory")
+    if not (model / "config.json").is_file():
+        raise GlmtuneError(f"model.path {model}: holds no config.json (not a checkpoint directory)")
+    for split in ("train", "eval", "test"):
+        for path in getattr(cfg.data, split):
+            if not Path(path).exists():
+                raise GlmtuneError(f"data.{split} {path}: no such file or directory")
+
+
+def train(cfg: TrainConfig, notify: Callable[[str], None] | None = None) -> TrainResult:
+    """Run one fine-tuning job; returns where everything went. ``notify`` hears what the user should know
+    (resume point, data truncation, interruption); default: the ``glmtune.train`` log."""
     from transformers import GenerationConfig, set_seed
 
     import glmtune
     from glmtune.train.datasets import build_datasets
     from glmtune.train.trainer import GlmTrainer
 
+    say = notify or log.info
     args = cfg.training
     output_dir = Path(args.output_dir)
+    preflight(cfg)
     resume_from = resume.resolve_resume(args.resume, output_dir)
     run = fingerprint(cfg)
     resume.check_output_dir(output_dir, run, resuming=resume_from is not None, overwrite=args.overwrite_output_dir)
+    if resume_from:
+        say(f"resuming from {resume_from} (step {resume.step_of(Path(resume_from))})")
     set_seed(args.seed)
 
     # ---- model
@@ -100,9 +120,15 @@ def train(cfg: TrainConfig) -> TrainResult:
         args.activation_checkpointing_kwargs = {"use_reentrant": False}
     if not torch.cuda.is_available():
         args.dataloader_pin_memory = False
+    if args.label_names is None:
+        # the Trainer finds label names in forward()'s signature; P-Tuning's forward takes **kwargs, and without
+        # them it computes no eval loss
+        args.label_names = ["labels"]
 
     # ---- data
     data = build_datasets(cfg, tokenizer, family)
+    for line in data.summary(cfg.data.max_length if cfg.data.mode == "default" else None):
+        say(line)
     stop_ids = family.stop_token_ids(tokenizer)
     gen = dict(cfg.generation)
     if args.predict_with_generate:
@@ -128,12 +154,25 @@ def train(cfg: TrainConfig) -> TrainResult:
     )
     if trainer.is_world_process_zero():
         resume.write_run_file(output_dir, run)
-    result = trainer.train(resume_from_checkpoint=resume_from)
+    try:
+        result = trainer.train(resume_from_checkpoint=resume_from)
+    except KeyboardInterrupt:
+        done = resume.complete_checkpoints(output_dir)
+        where = (
+            f"last complete checkpoint: {done[-1]} (resume: auto, or the official form's 'yes', continues from it)"
+            if done
+            else "no complete checkpoint yet (training.save_steps sets how often one is written)"
+        )
+        say(f"interrupted at step {trainer.state.global_step}; {where}")
+        raise
     trainer.save_model(str(output_dir))
     trainer.save_state()
     metrics: dict[str, Any] = dict(result.metrics)
+    evals = [e["eval_loss"] for e in trainer.state.log_history if "eval_loss" in e]
+    if evals:
+        metrics["eval_loss"] = evals[-1]
     if data.test is not None:
-        metrics.update(trainer.predict(data.test, metric_key_prefix="test").metrics)
+        metrics.update(run_test(trainer, data.test, tokenizer, output_dir, say))
     state_file = output_dir / "trainer_state.json"
     plot = (
         plot_loss(state_file, output_dir / "loss.png") if args.plot_loss and trainer.is_world_process_zero() else None
@@ -153,6 +192,33 @@ def train(cfg: TrainConfig) -> TrainResult:
         trainer_state=state_file,
         metrics=metrics,
     )
+
+
+def run_test(trainer: Any, test: Any, tokenizer: Any, output_dir: Path, say: Callable[[str], None]) -> dict[str, Any]:
+    """The test split after training (the official script's last step): metrics to ``test_results.json``, and with
+    ``predict_with_generate`` every generated reply with its reference to ``test_predictions.jsonl``."""
+    out = trainer.predict(test, metric_key_prefix="test")
+    metrics = {k: float(v) if isinstance(v, (int, float)) else v for k, v in out.metrics.items()}
+    if not trainer.is_world_process_zero():
+        return metrics
+    from glmtune.io import atomic_write_text
+
+    atomic_write_text(output_dir / "test_results.json", json.dumps(metrics, indent=2) + "\n")
+    said = ", ".join(f"{k[5:]} {v:.4f}" for k, v in metrics.items() if isinstance(v, float) and "runtime" not in k)
+    say(f"test: {said} -> {output_dir / 'test_results.json'}")
+    if trainer.args.predict_with_generate and out.predictions is not None and out.label_ids is not None:
+        pad = tokenizer.pad_token_id
+
+        def text(row: Any) -> str:
+            return tokenizer.decode([int(t) for t in row if t != pad and t >= 0]).strip()
+
+        lines = [
+            json.dumps({"prediction": text(p), "reference": text(r)}, ensure_ascii=False)
+            for p, r in zip(out.predictions, out.label_ids, strict=True)
+        ]
+        atomic_write_text(output_dir / "test_predictions.jsonl", "".join(line + "\n" for line in lines))
+        say(f"test: {len(lines)} predictions -> {output_dir / 'test_predictions.jsonl'}")
+    return metrics
 
 
 def _config_dict(cfg: TrainConfig) -> dict[str, Any]:

@@ -25,6 +25,12 @@ def complete_checkpoints(output_dir: Path) -> list[Path]:
     return [p for _, p in sorted(found)]
 
 
+def step_of(checkpoint: Path) -> int | None:
+    """The global step of a ``checkpoint-N`` directory."""
+    m = _CHECKPOINT.match(checkpoint.name)
+    return int(m.group(1)) if m else None
+
+
 def resolve_resume(resume: str | None, output_dir: Path) -> str | None:
     """``auto`` -> the last complete checkpoint (or None); a number -> ``checkpoint-N``; a path -> itself."""
     if resume in (None, "", "no", "none", False):

@@ -52,6 +52,7 @@ def test_official_yaml_runs(name: str, data_dir: Path, tiny_factory, tmp_path: P
     assert (out / "checkpoint-4" / "trainer_state.json").is_file()
     state = json.loads((out / "trainer_state.json").read_text())
     assert any("eval_rouge-1" in e for e in state["log_history"]), "predict_with_generate metrics missing"
+    assert any("eval_loss" in e for e in state["log_history"]), "no eval loss (P-Tuning: label names)"
     # the optional fourth argument resumes: 'yes' = the last checkpoint, a number = that checkpoint
     shutil.rmtree(out / "checkpoint-4")
     raw["training_args"]["max_steps"] = 6

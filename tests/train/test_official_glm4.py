@@ -53,6 +53,11 @@ def test_official_glm4_yaml_runs(tiny_factory, tmp_path: Path) -> None:
     assert config["data"]["mask_history"] is True  # combine: true = the conversation is one sample, last reply learned
     state = json.loads((out / "trainer_state.json").read_text())
     assert any("eval_loss" in e for e in state["log_history"])
+    # the official script's final trainer.predict(test) printed and kept nothing: here it is said and saved
+    assert "test_loss" in json.loads((out / "test_results.json").read_text())
+    rows = [json.loads(x) for x in (out / "test_predictions.jsonl").read_text().splitlines()]
+    assert len(rows) == 3 and {"prediction", "reference"} <= set(rows[0])
+    assert "test: 3 predictions" in proc.stderr and "train: 6 samples from 6 records" in proc.stderr
 
 
 def _env() -> dict:

@@ -7,6 +7,7 @@ with data in the official shapes written here.
 from __future__ import annotations
 
 import json
+import re
 import sys
 from pathlib import Path
 from typing import Any
@@ -131,3 +132,116 @@ def test_observation_after_plain_text_still_refused(
     assert rc == 2
     assert "d.jsonl:1: messages[2]: an observation must follow a tool call" in capsys.readouterr().err
     assert not (tmp_path / "o").exists()
+
+
+# ------------------------------------------------------------------------------------------ 4 / 6: one clear line
+def _one_line(capsys: pytest.CaptureFixture[str]) -> str:
+    err = capsys.readouterr().err.strip()
+    assert "Traceback" not in err and len(err.splitlines()) == 1, err
+    return err
+
+
+def test_preprocess_missing_and_empty_files(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    out = tmp_path / "ids.jsonl"
+    assert glmtune(monkeypatch, "preprocess", "--model", str(CHATGLM3), "--data", "missing.json", "--output", "o") == 2
+    assert _one_line(capsys) == "error: missing.json: no such file or directory"
+    (tmp_path / "empty.json").write_text("")
+    assert (
+        glmtune(monkeypatch, "preprocess", "--model", str(CHATGLM3), "--data", "empty.json", "--output", str(out)) == 2
+    )
+    assert "empty.json: no records" in _one_line(capsys) and not out.exists()
+
+
+def test_official_form_names_the_real_problem_first(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import yaml
+
+    monkeypatch.chdir(tmp_path)
+    for d in ("data", "empty_model", "configs", "output"):
+        (tmp_path / d).mkdir()
+    (tmp_path / "configs" / "lora.yaml").write_text(yaml.safe_dump(glm4_lora_yaml(current=True)))
+    # an output directory of an earlier, different run: not what is wrong here
+    (tmp_path / "output" / "glmtune_run.json").write_text('{"fingerprint": "0", "summary": {"data": ["x"]}}')
+    assert glmtune(monkeypatch, "train", "data", str(GLM4), "configs/lora.yaml") == 2
+    err = _one_line(capsys)
+    assert "data/train.jsonl: no such file (data_config.train_file of configs/lora.yaml" in err
+    assert "DATA_DIR holds nothing" in err and "different run" not in err
+    write_jsonl(tmp_path / "data" / "train.jsonl", glm4_records())
+    write_jsonl(tmp_path / "data" / "dev.jsonl", glm4_records())
+    assert glmtune(monkeypatch, "train", "data", "empty_model", "configs/lora.yaml") == 2
+    assert "empty_model: MODEL_DIR holds no config.json" in _one_line(capsys)
+
+
+def test_glmtune_form_checks_paths_before_the_output_dir(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out" / "glmtune_run.json").write_text('{"fingerprint": "0", "summary": {}}')
+    (tmp_path / "c.yaml").write_text(
+        f"model: {{path: {GLM4}}}\ndata: {{train: t.jsonl}}\ntraining: {{output_dir: out}}\n"
+    )
+    assert glmtune(monkeypatch, "train", "c.yaml", "--data.eval", "null") == 2  # null = no eval set, not a TypeError
+    assert _one_line(capsys) == "error: data.train t.jsonl: no such file or directory"
+
+
+def test_eval_strategy_no_is_the_string_no(tmp_path: Path) -> None:
+    from glmtune.config import load_config
+
+    (tmp_path / "c.yaml").write_text("model: {path: m}\ndata: {train: t.json, eval: e.json}\n")
+    cfg = load_config(tmp_path / "c.yaml", ["--training.eval_strategy", "no", "--data.eval", "null"])
+    assert cfg.training.eval_strategy == "no" and cfg.data.eval == []
+
+
+def test_make_tiny_force_and_predict_hint(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    ckpt = tmp_path / "tiny"
+    assert glmtune(monkeypatch, "make-tiny", "--family", "chatglm3", str(ckpt)) == 0
+    capsys.readouterr()
+    assert glmtune(monkeypatch, "make-tiny", "--family", "chatglm3", str(ckpt)) == 2
+    assert "already exists (use --force to replace it)" in _one_line(capsys)
+    assert glmtune(monkeypatch, "make-tiny", "--family", "chatglm3", "--force", str(ckpt)) == 0
+    bad = write_jsonl(tmp_path / "bad.jsonl", [{"conversations": [{"role": "user", "content": 3}]}])
+    rc = glmtune(monkeypatch, "predict", str(ckpt), "--data", str(bad), "--output", str(tmp_path / "p.jsonl"))
+    err = capsys.readouterr().err
+    assert rc == 2 and "--skip-invalid" not in err and "bad.jsonl:1: conversations[0].content" in err
+
+
+# ------------------------------------------------------------------------------------------ 11: plain-text output
+def test_show_piped_marks_learned_text(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("GLMTUNE_CACHE", str(tmp_path / "cache"))
+    record = {"conversations": [{"role": "user", "content": "问题"}, {"role": "assistant", "content": "回答"}]}
+    data = write_jsonl(tmp_path / "d.jsonl", [record])
+    args = ["preprocess", "--model", str(CHATGLM3), "--data", str(data), "--output", str(tmp_path / "o"), "--show", "1"]
+    assert glmtune(monkeypatch, *args) == 0
+    out = capsys.readouterr().out  # captured: not a terminal, as `> file`
+    assert "\x1b[" not in out and "⟦trained on⟧" in out
+    prompt, learned = out.split("sample 1:")[1].split("<|assistant|>")
+    assert "问题" in prompt and "⟦" not in prompt  # the prompt is not learned
+    assert re.fullmatch(r"⟦\s*回答\s*⟧\s*", learned)
+
+
+def test_help_keeps_long_option_names_at_80_columns(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import typer.main
+
+    from glmtune.cli import app
+
+    monkeypatch.setenv("COLUMNS", "80")
+    group = typer.main.get_command(app)
+    for name, command in group.commands.items():  # type: ignore[attr-defined]
+        assert glmtune(monkeypatch, name, "--help") == 0
+        out = capsys.readouterr().out
+        assert max(len(line) for line in out.splitlines()) <= 80, name
+        for param in command.params:
+            for opt in [*param.opts, *param.secondary_opts]:
+                if opt.startswith("--"):
+                    assert opt in out, f"glmtune {name} --help: {opt} is cut"
