@@ -53,6 +53,8 @@ def test_official_glm4_keys_are_accepted_with_their_meaning(current: bool, tmp_p
 
     (tmp_path / "data").mkdir()
     (tmp_path / "configs").mkdir()
+    for name in ("train.jsonl", "dev.jsonl"):
+        write_jsonl(tmp_path / "data" / name, glm4_records())
     raw = glm4_lora_yaml(current)
     (tmp_path / "configs" / "lora.yaml").write_text(yaml.safe_dump(raw))
     cfg = load_official(str(tmp_path / "data"), str(GLM4), str(tmp_path / "configs" / "lora.yaml"), None)
