@@ -14,7 +14,7 @@ from typing import Annotated, Any
 
 import typer
 
-from glmtune.errors import GlmtuneError
+from glmtune.errors import GlmtuneError, GlmtuneWarning
 
 app = typer.Typer(
     name="glmtune",
@@ -277,6 +277,14 @@ def main() -> None:
 
     # transformers 5 / peft deprecation notices about their own internals are not actionable for glmtune users
     warnings.filterwarnings("ignore", category=FutureWarning, module=r"(transformers|peft)\.")
+    default_format = warnings.formatwarning
+
+    def one_line(message, category, *args, **kwargs):  # type: ignore[no-untyped-def]
+        if issubclass(category, GlmtuneWarning):
+            return f"warning: {message}\n"
+        return default_format(message, category, *args, **kwargs)
+
+    warnings.formatwarning = one_line
     try:
         app()
     except GlmtuneError as e:

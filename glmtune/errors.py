@@ -12,6 +12,10 @@ class GlmtuneError(Exception):
     exit_code = 2
 
 
+class GlmtuneWarning(UserWarning):
+    """Something the user should know that does not stop the command; the CLI prints ``warning: ...`` on one line."""
+
+
 def where(path: object, line: int | None = None, field: str | None = None) -> str:
     """Format a location prefix ``FILE:LINE: field:`` for error messages."""
     out = str(path)

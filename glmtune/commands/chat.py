@@ -6,6 +6,9 @@ from pathlib import Path
 
 import typer
 
+OBSERVATION = "observation:"
+"""A chat line starting with this is a tool's result (an observation turn), not a user message."""
+
 
 def run_chat(
     model: Path,
@@ -33,9 +36,9 @@ def run_chat(
     if system:
         history.append({"role": "system", "content": system})
 
-    def answer(query: str) -> None:
+    def answer(query: str, role: str = "user") -> None:
         nonlocal history
-        messages = [*history, {"role": "user", "content": query}]
+        messages = [*history, {"role": role, "content": query}]
         reply: Reply | None = None
         for piece in engine.stream(messages, params, tools=tool_defs):
             if isinstance(piece, Reply):
@@ -46,12 +49,19 @@ def run_chat(
         assert reply is not None
         for call in reply.tool_calls:
             typer.secho(f"[tool call] {call.name}({call.to_json()})", fg=typer.colors.CYAN)
+        if reply.tool_calls and prompt is None:
+            typer.secho(f"(send the tool's result as: {OBSERVATION} RESULT)", dim=True)
+        if reply.note:
+            typer.secho(f"warning: {reply.note}", err=True, fg=typer.colors.YELLOW)
         history = [*messages, reply.message]
 
     if prompt is not None:
         answer(prompt)
         return
-    typer.echo(f"{engine.family.title} ({model}) — type a message; 'clear' resets the history, 'exit' quits.")
+    tools_hint = f"; '{OBSERVATION} RESULT' answers a tool call" if "observation" in engine.family.roles else ""
+    typer.echo(
+        f"{engine.family.title} ({model}) — type a message; 'clear' resets the history, 'exit' quits{tools_hint}."
+    )
     while True:
         try:
             query = input("\nuser> ").strip()
@@ -62,6 +72,12 @@ def run_chat(
         if query == "clear":
             history = history[:1] if system else []
             continue
+        role = "user"
+        if query.lower().startswith(OBSERVATION):  # a tool's result, as the official CLI demos take it
+            if "observation" not in engine.family.roles:
+                typer.secho(f"{engine.family.title} has no observation turns (tools need ChatGLM3 or GLM-4)", err=True)
+                continue
+            query, role = query[len(OBSERVATION) :].strip(), "observation"
         if query:
             typer.echo("assistant> ", nl=False)
-            answer(query)
+            answer(query, role)

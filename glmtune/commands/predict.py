@@ -52,3 +52,6 @@ def run_predict(
     preds = predictions_for(model, data, adapter, fmt, batch_size, max_new_tokens, temperature, top_p, seed)
     write_predictions(output, preds)
     typer.echo(f"wrote {len(preds)} predictions to {output}")
+    empty = [p for p in preds if p.note]
+    if empty:
+        typer.secho(f"warning: {len(empty)} of {len(preds)} predictions: {empty[0].note}", err=True, fg="yellow")

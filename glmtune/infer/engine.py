@@ -54,6 +54,7 @@ class Reply:
     prompt_tokens: int
     completion_tokens: int
     message: Message  # the assistant message to append to the history
+    note: str = ""  # why a reply is empty although tokens were generated (see Engine.finish)
 
 
 class InvalidScoreLogitsProcessor(LogitsProcessor):
@@ -169,6 +170,21 @@ class Engine:
             prompt_tokens=prompt_len,
             completion_tokens=len(new_ids),
             message=message,
+            note=self.empty_note(content_ids) if not text and not calls and finish == "length" else "",
+        )
+
+    def empty_note(self, ids: list[int]) -> str:
+        """Why ``ids`` decode to nothing: they are special tokens, typically the prompt's last one repeated (a
+        random or barely trained model echoes its input; ChatGLM-6B ties its output layer to its embeddings and
+        every prompt ends in ``<sop>``)."""
+        if not ids:
+            return ""
+        top = max(set(ids), key=ids.count)
+        name = self.tokenizer.convert_ids_to_tokens([top])[0]
+        return (
+            f"the reply is empty: the model generated {len(ids)} tokens that decode to nothing "
+            f"({ids.count(top)} x {name}); a random or barely trained model repeats its last prompt token: "
+            "train longer, with a higher learning rate, or adapt more modules (method.lora_targets)"
         )
 
     def generate(

@@ -64,6 +64,12 @@ def load_for_inference(
     kind = adapter_kind(adapter_path) if adapter_path is not None else None
     if adapter_path is not None and kind is None:
         raise GlmtuneError(f"{adapter_path}: not a LoRA adapter (adapter_config.json) or P-Tuning checkpoint")
+    if adapter_path is not None:
+        from glmtune.families import detect_family, get_family, read_config
+        from glmtune.model.adapters import check_base
+
+        fam = get_family(family) if family else detect_family(read_config(model_path), model_path)
+        check_base(adapter_path, model_path, fam)
     loaded = load(
         model_path, dtype=dtype, device_map=device_map, family=family, prefix=adapter_path if kind == "prefix" else None
     )

@@ -20,6 +20,7 @@ class Prediction:
     prediction: str
     reference: str | None
     finish_reason: str
+    note: str = ""  # not written: why an empty prediction is empty (Reply.note)
 
     def to_json(self) -> str:
         return json.dumps(
@@ -91,7 +92,7 @@ def predict(
             sid, prompt_ids, reference, has_tools = prepared[i]
             reply = engine.finish(len(prompt_ids), new_ids, has_tools, params)
             text = reply.text if not reply.tool_calls else reply.message["content"]
-            results[i] = Prediction(sid, text, reference, reply.finish_reason)
+            results[i] = Prediction(sid, text, reference, reply.finish_reason, reply.note)
         bar.update(len(chunk))
     bar.close()
     return [results[i] for i in range(len(prepared))]

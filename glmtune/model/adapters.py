@@ -7,15 +7,17 @@ native adapter is exact: ``q/k/v_proj.lora_A = A`` and ``lora_B`` = the q, k or 
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
+import warnings
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from glmtune.errors import GlmtuneError
-from glmtune.families import Family
+from glmtune.errors import GlmtuneError, GlmtuneWarning
+from glmtune.families import Family, detect_family, get_family, read_config
 
 _FUSED = "query_key_value"
 _OFFICIAL_KEY = re.compile(
@@ -112,3 +114,55 @@ def apply_lora_adapter(model: Any, directory: Path, family: Family, merge: bool 
         raise GlmtuneError(f"{directory}: adapter does not fit this base model: {first}") from None
     peft_model.eval()
     return peft_model.merge_and_unload() if merge else peft_model
+
+
+# ---------------------------------------------------------------------------------------------------- base model
+BASE_FILE = "glmtune_adapter.json"
+"""Written next to every adapter / P-Tuning checkpoint glmtune trains: the family and base it was trained on."""
+
+
+def _config_digest(model_dir: Path) -> str | None:
+    cfg = Path(model_dir) / "config.json"
+    return hashlib.sha256(cfg.read_bytes()).hexdigest()[:16] if cfg.is_file() else None
+
+
+def base_record(model_dir: Path, family: Family) -> dict[str, Any]:
+    """What an adapter remembers of its base model: family, directory, a digest of its config.json."""
+    return {"family": family.name, "base": str(Path(model_dir).resolve()), "base_config": _config_digest(model_dir)}
+
+
+def _trained_on(adapter_dir: Path) -> tuple[str | None, str | None, str | None]:
+    """(family, base directory, base config digest) an adapter was trained on, as far as it says."""
+    record = adapter_dir / BASE_FILE
+    if record.is_file():
+        data = json.loads(record.read_text(encoding="utf-8"))
+        return data.get("family"), data.get("base"), data.get("base_config")
+    try:
+        if (adapter_dir / "adapter_config.json").is_file():  # a peft adapter written elsewhere: its named base
+            base = json.loads((adapter_dir / "adapter_config.json").read_text()).get("base_model_name_or_path")
+            if base and Path(base).is_dir():
+                return detect_family(read_config(Path(base)), Path(base)).name, base, None
+            return None, base, None
+        config = read_config(adapter_dir)  # a P-Tuning checkpoint: the full model config
+        return detect_family(config, adapter_dir).name, config.get("_name_or_path"), None
+    except (GlmtuneError, json.JSONDecodeError, OSError):
+        return None, None, None
+
+
+def check_base(adapter_dir: Path, model_dir: Path, family: Family) -> None:
+    """Refuse an adapter trained on another family; warn when it was trained on another base model."""
+    trained, base, digest = _trained_on(Path(adapter_dir))
+    if trained and trained != family.name:
+        raise GlmtuneError(
+            f"{adapter_dir}: trained on a {get_family(trained).title} model ({base}); {model_dir} is "
+            f"{family.title}: the adapter does not apply to it"
+        )
+    if not base or not Path(base).is_dir() or Path(base).resolve() == Path(model_dir).resolve():
+        return
+    same = digest is not None and digest == _config_digest(model_dir)
+    warnings.warn(
+        f"{adapter_dir}: trained on {base}, applied to {model_dir}"
+        + (" (same config.json: a copy, or another checkpoint of the same shape)" if same else " (a different base)"),
+        GlmtuneWarning,
+        stacklevel=2,
+    )

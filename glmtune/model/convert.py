@@ -5,17 +5,20 @@ native   = ``GlmForCausalLM`` safetensors + config, ``generation_config.json`` (
            tokenizer. Loads in ``AutoModelForCausalLM``/``AutoTokenizer`` without ``trust_remote_code``.
 original = official ``config.json`` keys, fused ``query_key_value``, ``transformer.*`` names, sharded safetensors
            with index (or ``pytorch_model.bin``), ``tokenizer.model`` + ``tokenizer_config.json``.
+ChatGLM-6B's native directory is glmtune's own class (transformers has none): glmtune loads it, plain
+transformers does not (a warning says so).
 """
 
 from __future__ import annotations
 
 import json
+import warnings
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from glmtune.errors import GlmtuneError
+from glmtune.errors import GlmtuneError, GlmtuneWarning
 from glmtune.io import atomic_directory
 from glmtune.model.load import LoadedModel
 from glmtune.model.shards import write_weights
@@ -53,6 +56,14 @@ def save_model(
             _save_native(loaded, model, tmp)
         else:
             _save_original(loaded, model, tmp, fmt)
+    if loaded.family.architecture == "chatglm-v1" and layout == "native":
+        warnings.warn(
+            f"{dst}: transformers has no ChatGLM-6B class, so this native directory loads with glmtune (glmtune "
+            "chat/serve/export, glmtune.load), not with plain AutoModelForCausalLM; for other tools keep the "
+            "original layout (--to original), which loads with THUDM's modeling code (trust_remote_code)",
+            GlmtuneWarning,
+            stacklevel=2,
+        )
     return Path(dst)
 
 

@@ -19,6 +19,7 @@ import torch
 
 from glmtune.config.schema import TrainConfig
 from glmtune.errors import GlmtuneError
+from glmtune.model.adapters import base_record
 from glmtune.train import methods, resume
 from glmtune.train.plot import plot_loss
 from glmtune.train.progress import ProgressLog
@@ -150,6 +151,7 @@ def train(cfg: TrainConfig, notify: Callable[[str], None] | None = None) -> Trai
         stop_token_ids=stop_ids,
         pad_token_id=tokenizer.pad_token_id,
         save_fn=_saver(cfg, family),
+        adapter_record=base_record(Path(cfg.model.path), family) if cfg.method.name not in ("full", "freeze") else None,
         callbacks=[ProgressLog(output_dir)],
     )
     if trainer.is_world_process_zero():

@@ -10,6 +10,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 from typing import Any
@@ -28,6 +29,7 @@ class GlmTrainer(Seq2SeqTrainer):
         stop_token_ids: list[int] | None = None,
         pad_token_id: int = 0,
         save_fn: Any = None,
+        adapter_record: dict[str, Any] | None = None,
         **kwargs: Any,
     ):
         self._staging_dir: str | None = None  # set while a checkpoint is written (see _save_checkpoint)
@@ -35,6 +37,7 @@ class GlmTrainer(Seq2SeqTrainer):
         self.stop_token_ids = stop_token_ids or []
         self.pad_token_id = pad_token_id
         self.save_fn = save_fn  # (model, directory) -> None for methods whose checkpoints are not save_pretrained
+        self.adapter_record = adapter_record  # written as glmtune_adapter.json next to every adapter checkpoint
 
     # ------------------------------------------------------------------------------------- custom model files
     def _save(self, output_dir: str | None = None, state_dict: dict | None = None) -> None:
@@ -52,6 +55,11 @@ class GlmTrainer(Seq2SeqTrainer):
             model.save_pretrained(output_dir, save_embedding_layers=False)
         else:
             self.save_fn(model, output_dir)
+        if self.adapter_record is not None:
+            from glmtune.model.adapters import BASE_FILE
+
+            with open(os.path.join(output_dir, BASE_FILE), "w", encoding="utf-8") as f:
+                json.dump(self.adapter_record, f, indent=2)
         if self.processing_class is not None:
             self.processing_class.save_pretrained(output_dir)
         torch.save(self.args, os.path.join(output_dir, "training_args.bin"))

@@ -49,6 +49,8 @@ def test_official_glm4_yaml_runs(tiny_factory, tmp_path: Path) -> None:
     assert "note: training_args.deepspeed" in proc.stderr  # no GPU here
     out = tmp_path / "output"
     assert (out / "checkpoint-2" / "adapter_model.safetensors").is_file()
+    record = json.loads((out / "checkpoint-2" / "glmtune_adapter.json").read_text())
+    assert record["family"] == "glm4" and record["base"] == str(ckpt.resolve())
     config = json.loads((out / "glmtune_config.json").read_text())
     assert config["data"]["mask_history"] is True  # combine: true = the conversation is one sample, last reply learned
     state = json.loads((out / "trainer_state.json").read_text())

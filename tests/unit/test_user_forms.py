@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import re
+import subprocess
 import sys
 from pathlib import Path
 from typing import Any
@@ -22,6 +23,7 @@ from glmtune.tokenization import load_tokenizer
 from tests.conftest import fixtures_dir
 from tests.official_shapes import glm4_lora_yaml, glm4_records
 
+REPO = Path(__file__).resolve().parents[2]
 GLM4 = fixtures_dir("model", "glm4", "ckpt")
 CHATGLM3 = fixtures_dir("prep", "tokenizers", "chatglm3")
 
@@ -247,3 +249,93 @@ def test_help_keeps_long_option_names_at_80_columns(
             for opt in [*param.opts, *param.secondary_opts]:
                 if opt.startswith("--"):
                     assert opt in out, f"glmtune {name} --help: {opt} is cut"
+
+
+# ------------------------------------------------------------------------------------------ 5: adapter vs base
+def _cli(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess:
+    """``glmtune ARGS`` in a fresh process (warnings reach stderr as the user sees them)."""
+    return subprocess.run(
+        [sys.executable, "-m", "glmtune.cli", *args], cwd=REPO, capture_output=True, text=True, input=stdin, timeout=300
+    )
+
+
+@pytest.fixture(scope="module")
+def chatglm3_adapter(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """A tiny ChatGLM3 base and a LoRA adapter saved from it as training saves one (with its base record)."""
+    from peft import LoraConfig, get_peft_model
+
+    import glmtune as g
+    from glmtune.model.adapters import BASE_FILE, base_record
+    from glmtune.model.tiny import make_tiny
+
+    base = make_tiny("chatglm3", tmp_path_factory.mktemp("b") / "chatglm3")
+    loaded = g.load(base)
+    model = get_peft_model(loaded.model, LoraConfig(r=2, target_modules=["q_proj"], task_type="CAUSAL_LM"))
+    out = tmp_path_factory.mktemp("a") / "lora"
+    model.save_pretrained(str(out), save_embedding_layers=False)
+    (out / BASE_FILE).write_text(json.dumps(base_record(base, loaded.family)))
+    return base, out
+
+
+def test_adapter_of_another_family_is_refused(
+    chatglm3_adapter: tuple[Path, Path],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from glmtune.model.tiny import make_tiny
+
+    _, adapter = chatglm3_adapter
+    chatglm2 = make_tiny("chatglm2", tmp_path / "chatglm2")
+    for model, title in ((GLM4, "GLM-4"), (chatglm2, "ChatGLM2")):
+        assert glmtune(monkeypatch, "chat", str(model), "--adapter", str(adapter), "--prompt", "你好") == 2
+        err = _one_line(capsys)
+        assert "trained on a ChatGLM3-6B model" in err and title in err and "does not apply" in err
+
+
+def test_adapter_on_another_base_warns(chatglm3_adapter: tuple[Path, Path], tmp_path: Path) -> None:
+    from glmtune.model.tiny import make_tiny
+
+    base, adapter = chatglm3_adapter
+    other = make_tiny("chatglm3", tmp_path / "other", seed=1)
+    proc = _cli("chat", str(other), "--adapter", str(adapter), "--prompt", "你好", "--max-new-tokens", "2")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert f"warning: {adapter}: trained on {base.resolve()}, applied to {other}" in proc.stderr
+    same = _cli("chat", str(base), "--adapter", str(adapter), "--prompt", "你好", "--max-new-tokens", "2")
+    assert same.returncode == 0 and "warning:" not in same.stderr
+
+
+# ------------------------------------------------------------------------------------------ 9: observation turns
+def test_chat_feeds_an_observation_back(
+    chatglm3_adapter: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import io
+
+    base, _ = chatglm3_adapter
+    monkeypatch.setattr(sys, "stdin", io.StringIO('北京天气?\nobservation: {"temperature": 20}\nexit\n'))
+    assert glmtune(monkeypatch, "chat", str(base), "--max-new-tokens", "3", "--temperature", "0") == 0
+    out = capsys.readouterr()
+    assert "observation: RESULT" in out.out  # the banner says how
+    assert out.out.count("assistant> ") == 2 and "error" not in out.err  # the observation got its own answer
+
+
+# ------------------------------------------------------------------------------------------ 10: ChatGLM-6B
+def test_chatglm6b_empty_replies_are_explained_and_native_export_warned(tmp_path: Path) -> None:
+    from glmtune.model.tiny import make_tiny
+
+    tiny = make_tiny("chatglm", tmp_path / "chatglm")
+    data = write_jsonl(tmp_path / "dev.jsonl", [{"prompt": "你是谁？", "response": "我是助手。"}])
+    proc = _cli(
+        "predict", str(tiny), "--data", str(data), "--output", str(tmp_path / "p.jsonl"), "--max-new-tokens", "8"
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    row = json.loads((tmp_path / "p.jsonl").read_text())
+    assert row["prediction"] == "" and row["finish_reason"] == "length"
+    # why: its output layer is its input embedding, so an untrained model echoes the prompt's last token, <sop>
+    assert "warning: 1 of 1 predictions: the reply is empty" in proc.stderr and "8 x <sop>" in proc.stderr
+    chat = _cli("chat", str(tiny), "--prompt", "你是谁？", "--max-new-tokens", "4", "--temperature", "0")
+    assert chat.returncode == 0 and "warning: the reply is empty" in chat.stderr
+    conv = _cli("convert", str(tiny), str(tmp_path / "native"), "--to", "native")
+    assert conv.returncode == 0, conv.stderr[-2000:]
+    assert "warning:" in conv.stderr and "transformers has no ChatGLM-6B class" in conv.stderr
+    assert "--to original" in conv.stderr
