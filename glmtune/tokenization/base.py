@@ -80,17 +80,18 @@ class GLMTokenizerBase(PreTrainedTokenizer):
         """
         return_dict = kwargs.pop("return_dict", False)
         return_tensors = kwargs.pop("return_tensors", None)
+        extra = {k: kwargs.pop(k) for k in ("tools", "documents") if k in kwargs}  # text the template writes too
 
-        def render(conv: Any) -> str | list[str]:
-            return self._render_template(conv, *args, **kwargs)
+        def render(bundle: tuple[Any, dict[str, Any]]) -> str | list[str]:
+            return self._render_template(bundle[0], *args, **kwargs, **bundle[1])
 
+        if not tokenize:
+            return render((conversation, extra))
         if compat_official_specials and self.official_text_specials:
-            text = render(conversation)
+            text = render((conversation, extra))
             ids = [self._encode_rendered(t) for t in (text if isinstance(text, list) else [text])]
         else:
-            text, ids = encode_guarded(render, conversation, self.special_spellings(), self._encode_rendered)
-        if not tokenize:
-            return text
+            text, ids = encode_guarded(render, (conversation, extra), self.special_spellings(), self._encode_rendered)
         batched = isinstance(text, list)
         if not return_dict and return_tensors is None:
             return ids if batched else ids[0]
