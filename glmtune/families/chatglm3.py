@@ -64,7 +64,10 @@ class ChatGLM3Family(Family):
     def render_message(self, tokenizer: Any, message: Message) -> list[int]:
         content = message.get("content") or ""
         if message["role"] == "system" and message.get("tools") is not None:
-            content = content + "\n" + json.dumps(message["tools"], indent=4, ensure_ascii=False)
+            try:
+                content = content + "\n" + json.dumps(message["tools"], indent=4, ensure_ascii=False)
+            except RecursionError:
+                raise ValueError("the tool definitions are nested too deeply to render") from None
         return tokenizer.build_single_message(message["role"], message.get("metadata") or "", content)
 
     def render_chat(

@@ -23,6 +23,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from glmtune.infer.engine import Reply
 from glmtune.serve.batcher import Batcher, Job, QueueFull
 from glmtune.serve.errors import APIError, error_body, error_response, install_handlers
+from glmtune.serve.limits import longest_token_chars
 from glmtune.serve.openai_format import Defaults, chunk, completion, new_id, prepare, tool_calls_json, usage
 from glmtune.serve.schemas import ChatCompletionRequest
 
@@ -114,6 +115,7 @@ def create_app(
     """The OpenAI-compatible app serving ``batcher``'s engine as ``model_name``."""
     engine = batcher.engine
     defaults = defaults or Defaults()
+    longest_token_chars(engine.tokenizer)  # once, here: the early prompt-length bound of large requests uses it
     created_at = int(time.time())
     app = FastAPI(title="glmtune", docs_url=None, redoc_url=None, openapi_url=None)
     install_handlers(app)
