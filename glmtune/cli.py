@@ -234,6 +234,14 @@ def serve_cmd(
     max_body_bytes: Annotated[int, typer.Option(help="Largest accepted request body.")] = 8 << 20,
     log_level: Annotated[str, typer.Option(help="uvicorn log level.")] = "info",
     threads: Annotated[int | None, typer.Option(help="torch CPU threads (default: all cores but one).")] = None,
+    allowed_hosts: Annotated[
+        str | None,
+        typer.Option(
+            envvar="GLMTUNE_ALLOWED_HOSTS",
+            help="Comma-separated Host names answered besides loopback ('.example.com': a domain, '*': any). "
+            "Without --api-key only loopback names are answered (DNS rebinding guard).",
+        ),
+    ] = None,
 ) -> None:
     """Serve an OpenAI-compatible API (/v1/chat/completions with streaming and tools, /v1/models, /health)."""
     _run("serve", **locals())

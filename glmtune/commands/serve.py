@@ -25,13 +25,16 @@ def run_serve(
     max_body_bytes: int,
     log_level: str,
     threads: int | None,
+    allowed_hosts: str | None = None,
 ) -> None:
     from glmtune.serve.openai_format import Defaults
     from glmtune.serve.server import serve
 
+    hosts = [h.strip() for h in allowed_hosts.split(",") if h.strip()] if allowed_hosts else None
     if host not in LOOPBACK and not api_key:
         typer.secho(
-            f"warning: serving on {host} without --api-key: anyone who can reach it can use it",
+            f"warning: serving on {host} without --api-key: anyone who can reach it can use it"
+            + ("" if hosts else " (as http://localhost or the bound address; --allowed-hosts adds host names)"),
             err=True,
             fg=typer.colors.YELLOW,
         )
@@ -47,6 +50,7 @@ def run_serve(
         max_body_bytes=max_body_bytes,
         log_level=log_level,
         threads=threads,
+        allowed_hosts=hosts,
         defaults=Defaults(
             temperature=temperature, top_p=top_p, max_tokens=max_tokens, max_tokens_limit=max_tokens_limit
         ),

@@ -68,7 +68,10 @@ class ChatGLM3Family(Family):
         has ``tools`` gets ``content + "\\n" + json.dumps(tools, indent=4, ensure_ascii=False)``."""
         content = message.get("content") or ""
         if message["role"] == "system" and "tools" in message:
-            content = content + "\n" + json.dumps(message["tools"], indent=4, ensure_ascii=False)
+            try:
+                content = content + "\n" + json.dumps(message["tools"], indent=4, ensure_ascii=False)
+            except RecursionError:
+                raise ValueError("the tool definitions are nested too deeply to render") from None
         return tokenizer.build_single_message(message["role"], message.get("metadata") or "", content)
 
     def render_chat(

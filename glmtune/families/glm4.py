@@ -58,12 +58,15 @@ class GLM4Family(Family):
     ) -> list[int]:
         """Ids of the official chat template's text; specials only where the template writes them (the official
         tokenizer also made spellings inside messages control tokens: ``compat_official_specials=True``)."""
-        return tokenizer.apply_chat_template(
-            messages,
-            add_generation_prompt=add_generation_prompt,
-            chat_template=template or getattr(tokenizer, "chat_template", None) or CHAT_TEMPLATE,
-            compat_official_specials=compat_official_specials,
-        )
+        try:
+            return tokenizer.apply_chat_template(
+                messages,
+                add_generation_prompt=add_generation_prompt,
+                chat_template=template or getattr(tokenizer, "chat_template", None) or CHAT_TEMPLATE,
+                compat_official_specials=compat_official_specials,
+            )
+        except RecursionError:
+            raise ValueError("a message or tool definition is nested too deeply to render") from None
 
     def chat_template(self) -> str:
         return CHAT_TEMPLATE

@@ -23,6 +23,8 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from glmtune.infer.engine import Reply
 from glmtune.serve.batcher import Batcher, Job, QueueFull
 from glmtune.serve.errors import APIError, error_body, error_response, install_handlers
+from glmtune.serve.hosts import HostPolicy, host_name, host_policy
+from glmtune.serve.limits import longest_token_chars
 from glmtune.serve.openai_format import Defaults, chunk, completion, new_id, prepare, tool_calls_json, usage
 from glmtune.serve.schemas import ChatCompletionRequest
 
@@ -30,16 +32,26 @@ OPEN_PATHS = frozenset({"/health"})
 
 
 class Guard:
-    """API key (``Authorization: Bearer``) and request-size checks, answered in OpenAI's error shape."""
+    """Host (DNS rebinding), API key (``Authorization: Bearer``) and request-size checks, in OpenAI's error shape."""
 
-    def __init__(self, app: ASGIApp, api_key: str | None, max_body_bytes: int) -> None:
-        self.app, self.api_key, self.max_body = app, api_key, max_body_bytes
+    def __init__(self, app: ASGIApp, api_key: str | None, max_body_bytes: int, hosts: HostPolicy) -> None:
+        self.app, self.api_key, self.max_body, self.hosts = app, api_key, max_body_bytes, hosts
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
         headers = dict(scope.get("headers") or [])
+        host = headers.get(b"host")
+        if not self.hosts.allows(None if host is None else host.decode("latin-1")):
+            await self._drain(receive)
+            name = host_name(host.decode("latin-1")) if host else ""
+            msg = (
+                f"Host {name!r} is not allowed: this server answers loopback host names only "
+                "(set an API key, or list the name in --allowed-hosts)."
+            )
+            await error_response(APIError(403, msg, code="host_not_allowed"))(scope, receive, send)
+            return
         if self.api_key and scope["path"] not in OPEN_PATHS:
             auth = headers.get(b"authorization", b"").decode("latin-1")
             scheme, _, token = auth.partition(" ")
@@ -110,14 +122,19 @@ def create_app(
     api_key: str | None = None,
     max_body_bytes: int = 8 << 20,
     defaults: Defaults | None = None,
+    allowed_hosts: list[str] | None = None,
+    bind_host: str = "127.0.0.1",
 ) -> FastAPI:
-    """The OpenAI-compatible app serving ``batcher``'s engine as ``model_name``."""
+    """The OpenAI-compatible app serving ``batcher``'s engine as ``model_name``; ``allowed_hosts``: Host names
+    answered besides loopback and ``bind_host`` (``*``: any; the default without ``api_key`` is none)."""
     engine = batcher.engine
     defaults = defaults or Defaults()
+    longest_token_chars(engine.tokenizer)  # once, here: the early prompt-length bound of large requests uses it
     created_at = int(time.time())
     app = FastAPI(title="glmtune", docs_url=None, redoc_url=None, openapi_url=None)
     install_handlers(app)
-    app.add_middleware(Guard, api_key=api_key, max_body_bytes=max_body_bytes)
+    hosts = host_policy(api_key, allowed_hosts, bind_host)
+    app.add_middleware(Guard, api_key=api_key, max_body_bytes=max_body_bytes, hosts=hosts)
     model_card = {"id": model_name, "object": "model", "created": created_at, "owned_by": "glmtune"}
 
     @app.get("/health")

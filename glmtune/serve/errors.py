@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 from typing import Any
 
@@ -15,6 +16,7 @@ log = logging.getLogger("glmtune.serve")
 TYPES = {
     400: "invalid_request_error",
     401: "invalid_request_error",
+    403: "invalid_request_error",
     404: "invalid_request_error",
     405: "invalid_request_error",
     413: "invalid_request_error",
@@ -42,9 +44,19 @@ def error_body(
     return {"error": {"message": message, "type": type, "param": param, "code": code}}
 
 
+class SafeJSONResponse(JSONResponse):
+    """JSON that always encodes: text a client sent (a lone surrogate, say) comes back ``\\u``-escaped."""
+
+    def render(self, content: Any) -> bytes:
+        try:
+            return super().render(content)
+        except UnicodeEncodeError:
+            return json.dumps(content, ensure_ascii=True, separators=(",", ":")).encode("ascii")
+
+
 def error_response(err: APIError) -> JSONResponse:
     headers = {"WWW-Authenticate": "Bearer"} if err.status == 401 else None
-    return JSONResponse(err.body(), status_code=err.status, headers=headers)
+    return SafeJSONResponse(err.body(), status_code=err.status, headers=headers)
 
 
 def _loc(loc: tuple[Any, ...]) -> str | None:
@@ -60,6 +72,9 @@ def validation_error(exc: RequestValidationError) -> APIError:
         return APIError(
             400, f"We could not parse the JSON body of your request: {first.get('msg')}", code="invalid_json"
         )
+    if first.get("type") == "bounded_json":  # a lone surrogate or over-deep value (glmtune.serve.limits)
+        ctx = first.get("ctx") or {}
+        return APIError(400, first.get("msg", "invalid value"), param=ctx.get("param") or None, code="invalid_value")
     param = _loc(tuple(first.get("loc", ())))
     msg = first.get("msg", "invalid value")
     if first.get("type") == "missing":
@@ -86,7 +101,9 @@ def install_handlers(app: FastAPI) -> None:
             404: f"Unknown request URL: {request.method} {request.url.path}.",
             405: f"Method {request.method} is not allowed for {request.url.path}.",
         }
-        code = {404: "unknown_url", 405: "method_not_allowed"}.get(exc.status_code)
+        if exc.status_code == 400:  # fastapi could not parse the body (e.g. JSON nested past Python's recursion)
+            messages[400] = "We could not parse the JSON body of your request (not JSON, or nested too deeply)."
+        code = {400: "invalid_json", 404: "unknown_url", 405: "method_not_allowed"}.get(exc.status_code)
         return error_response(APIError(exc.status_code, messages.get(exc.status_code, str(exc.detail)), code=code))
 
     @app.exception_handler(Exception)

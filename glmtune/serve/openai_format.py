@@ -15,6 +15,7 @@ from typing import Any
 from glmtune.families import Message, ToolCall
 from glmtune.infer.engine import Engine, GenerationParams, Reply
 from glmtune.serve.errors import APIError
+from glmtune.serve.limits import MAX_JSON_DEPTH, MAX_STOP_CHARS, json_problem, min_prompt_tokens
 from glmtune.serve.schemas import ChatCompletionRequest, ChatMessage
 
 
@@ -41,14 +42,19 @@ class Prepared:
 
 
 def _call_of(call: Any, where: str) -> ToolCall:
+    param = f"{where}.function.arguments"
     try:
         args = json.loads(call.function.arguments or "{}")
     except json.JSONDecodeError as e:
-        raise APIError(
-            400, f"'{where}.function.arguments' is not valid JSON: {e.msg}", param=f"{where}.function.arguments"
-        ) from None
+        raise APIError(400, f"'{param}' is not valid JSON: {e.msg}", param=param, code="invalid_value") from None
+    except RecursionError:
+        msg = f"'{param}' is nested more than {MAX_JSON_DEPTH} levels deep"
+        raise APIError(400, msg, param=param, code="invalid_value") from None
     if not isinstance(args, dict):
-        raise APIError(400, f"'{where}.function.arguments' must be a JSON object", param=f"{where}.function.arguments")
+        raise APIError(400, f"'{param}' must be a JSON object", param=param, code="invalid_value")
+    problem = json_problem(args)
+    if problem is not None:
+        raise APIError(400, f"Invalid value for '{param}': {problem[1]}.", param=param, code="invalid_value")
     return ToolCall(call.function.name, args)
 
 
@@ -132,6 +138,23 @@ def _tools(req: ChatCompletionRequest, engine: Engine) -> list[dict[str, Any]] |
     return tools
 
 
+def _fits_at_all(req: ChatCompletionRequest, tools: list[dict[str, Any]] | None, engine: Engine, context: int) -> None:
+    """Refuse, before rendering, a prompt that cannot fit the context whatever the tokenizer makes of it."""
+    texts = [m.text() for m in req.messages]
+    texts += [c.function.name for m in req.messages for c in m.tool_calls or []]  # arguments: re-written shorter
+    shown = sum(1 for m, text in zip(req.messages, texts, strict=False) if text or m.tool_calls)
+    floor, from_tools = min_prompt_tokens(texts, shown, tools, engine.tokenizer, context)
+    if floor >= context:
+        what = "the tool definitions" if from_tools >= context else "the messages"
+        raise APIError(
+            400,
+            f"This model's maximum context length is {context} tokens. However, {what} need at least {floor} "
+            "tokens. Please reduce the length of the messages or tools.",
+            param="tools" if from_tools >= context else "messages",
+            code="context_length_exceeded",
+        )
+
+
 def prepare(req: ChatCompletionRequest, engine: Engine, context: int, defaults: Defaults) -> Prepared:
     """Validate ``req`` against the model and render its prompt (raises :class:`APIError`)."""
     if req.n not in (None, 1):
@@ -141,7 +164,17 @@ def prepare(req: ChatCompletionRequest, engine: Engine, context: int, defaults: 
     stop = req.stop_list()
     if len(stop) > 4:
         raise APIError(400, "At most 4 stop sequences are allowed.", param="stop")
+    for i, s in enumerate(stop):
+        if len(s) > MAX_STOP_CHARS:
+            where = "stop" if isinstance(req.stop, str) else f"stop.{i}"
+            raise APIError(
+                400,
+                f"'{where}' is {len(s)} characters long; the limit is {MAX_STOP_CHARS}.",
+                param=where,
+                code="invalid_value",
+            )
     tools = _tools(req, engine)
+    _fits_at_all(req, tools, engine, context)
     messages = to_messages(req.messages, engine)
     try:
         prompt = engine.prompt_ids(engine.build_messages(messages, tools))

@@ -8,7 +8,10 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
+from pydantic_core import PydanticCustomError
+
+from glmtune.serve.limits import json_problem
 
 
 class _Model(BaseModel):
@@ -82,7 +85,7 @@ class ChatCompletionRequest(_Model):
     temperature: float | None = Field(default=None, ge=0, le=2)
     top_p: float | None = Field(default=None, ge=0, le=1)
     stop: str | list[str] | None = None
-    seed: int | None = None
+    seed: int | None = Field(default=None, ge=-(2**63), le=2**64 - 1)  # what a torch.Generator accepts
     stream: bool = False
     stream_options: StreamOptions | None = None
     n: int | None = Field(default=None, ge=1)
@@ -91,6 +94,18 @@ class ChatCompletionRequest(_Model):
     logprobs: bool | None = None
     parallel_tool_calls: bool | None = None
     user: str | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _plain_json(cls, data: Any) -> Any:
+        """Valid Unicode and bounded nesting everywhere in the body, before any field is looked at."""
+        problem = json_problem(data)
+        if problem is not None:
+            path, what = problem
+            raise PydanticCustomError(
+                "bounded_json", "Invalid value for '{param}': {what}.", {"param": path, "what": what}
+            )
+        return data
 
     def stop_list(self) -> list[str]:
         if self.stop is None:

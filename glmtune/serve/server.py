@@ -63,8 +63,9 @@ def serve(
     defaults: Defaults | None = None,
     log_level: str = "info",
     threads: int | None = None,
+    allowed_hosts: list[str] | None = None,
 ) -> None:
-    """Serve ``model`` on ``host:port`` until interrupted."""
+    """Serve ``model`` on ``host:port`` until interrupted (``allowed_hosts``: see :func:`create_app`)."""
     import uvicorn
 
     from glmtune.serve.app import create_app
@@ -78,7 +79,15 @@ def serve(
         raise GlmtuneError(f"--threads {threads}: must be at least 1")
     engine, batcher = build(model, adapter, dtype=dtype, max_batch_size=max_batch_size)
     tune_process(engine, threads)
-    app = create_app(batcher, name, api_key=api_key, max_body_bytes=max_body_bytes, defaults=defaults)
+    app = create_app(
+        batcher,
+        name,
+        api_key=api_key,
+        max_body_bytes=max_body_bytes,
+        defaults=defaults,
+        allowed_hosts=allowed_hosts,
+        bind_host=host,
+    )
     logging.getLogger("glmtune.serve").info("serving %s (%s) as %r", model, engine.family.title, name)
     try:
         uvicorn.run(app, host=host, port=port, log_level=log_level, timeout_graceful_shutdown=5)

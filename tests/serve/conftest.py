@@ -109,7 +109,8 @@ def glm4_scripted(scripted_root: Path) -> Scripted:
 
 @pytest.fixture(scope="session")
 def api(chatglm3_scripted: Scripted, scripted_root: Path) -> Iterator[Server]:
-    """``glmtune serve`` (subprocess) on the scripted ChatGLM3 base + LoRA adapter, with an API key."""
+    """``glmtune serve`` (subprocess) on the scripted ChatGLM3 base + LoRA adapter, with an API key (and two
+    allowed Host names besides loopback)."""
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     proc = start_cli(
@@ -132,6 +133,8 @@ def api(chatglm3_scripted: Scripted, scripted_root: Path) -> Iterator[Server]:
             "16",
             "--log-level",
             "warning",
+            "--allowed-hosts",
+            "proxy.example, .corp.example",
         ],
         scripted_root / "serve-chatglm3.log",
         url,
@@ -143,7 +146,7 @@ def api(chatglm3_scripted: Scripted, scripted_root: Path) -> Iterator[Server]:
 class ThreadServer:
     """uvicorn serving ``create_app`` in a daemon thread of the test process."""
 
-    def __init__(self, model: Path, adapter: Path | None, name: str) -> None:
+    def __init__(self, model: Path, adapter: Path | None, name: str, **app_options: object) -> None:
         import uvicorn
 
         from glmtune.serve.app import create_app
@@ -151,7 +154,7 @@ class ThreadServer:
         from glmtune.serve.server import build
 
         self.engine, self.batcher = build(model, adapter, max_batch_size=8)
-        app = create_app(self.batcher, name, defaults=Defaults(temperature=0.0, max_tokens=64))
+        app = create_app(self.batcher, name, defaults=Defaults(temperature=0.0, max_tokens=64), **app_options)
         port = free_port()
         self.url = f"http://127.0.0.1:{port}"
         self.server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
