@@ -152,7 +152,7 @@ def build_config(raw: dict[str, Any], overrides: dict[str, Any] | None = None, s
         for key in list(body):
             if (name, key) in LIST_FIELDS:
                 body[key] = _paths(body[key], f"{source}: {name}.{key}")
-        if name == "training":
+        if cls is GlmtuneTrainingArguments:
             body.setdefault("output_dir", "runs/train")
             body.setdefault("report_to", "none")
         try:

@@ -71,6 +71,20 @@ class MethodConfig:
     freeze_trainable_layers: int = 2  # freeze: train the last N layers
     freeze_trainable_modules: list[str] | None = None  # freeze: or train the modules matching these names
 
+    @property
+    def uses_lora(self) -> bool:
+        """LoRA adapters (``lora``, or ``qlora`` on quantised weights)."""
+        return self.name in ("lora", "qlora")
+
+    @property
+    def quantized(self) -> bool:
+        return self.name in ("qlora",)
+
+    @property
+    def uses_prefix(self) -> bool:
+        """A P-Tuning v2 prefix encoder."""
+        return self.name in ("ptuning-v2",)
+
 
 @dataclass
 class GlmtuneTrainingArguments(Seq2SeqTrainingArguments):

@@ -187,12 +187,15 @@ def detect(records: list[RawRecord], where: str, sample: int = 200) -> FormatSpe
     )
 
 
+_DETECTED_VARIANTS = {
+    "sharegpt-messages": replace(FORMATS["sharegpt"], columns={**FORMATS["sharegpt"].columns, "messages": "messages"}),
+    "input-target": replace(FORMATS["input-output"], columns={"prompt": "input", "response": "target"}),
+}
+"""Shapes detection recognises that are a named format with other column names."""
+
+
 def _named(name: str) -> FormatSpec:
-    if name == "sharegpt-messages":
-        return replace(FORMATS["sharegpt"], columns={**FORMATS["sharegpt"].columns, "messages": "messages"})
-    if name == "input-target":
-        return replace(FORMATS["input-output"], columns={"prompt": "input", "response": "target"})
-    return FORMATS[name]
+    return _DETECTED_VARIANTS.get(name) or FORMATS[name]
 
 
 # ---------------------------------------------------------------------------------------------------- normalise

@@ -2,8 +2,9 @@
 
 A family file (``chatglm.py``, ``chatglm2.py``, ``chatglm3.py``, ``glm4.py``) declares its special tokens, stop
 tokens, how a conversation becomes ids (the official prompt format, token for token), how tool calls are written
-and parsed, LoRA target names and the tiny config used by ``make-tiny``. Everything else in glmtune asks the
-family instead of branching on a model type.
+and parsed, where tool definitions go, LoRA target names, which tokenizer and data renderer it uses, how its fast
+``tokenizer.json`` is built, and what ``make-tiny`` and ``convert`` write for it. Everything else in glmtune asks
+the family instead of branching on a model type; adding a family is a file here plus its tokenizer and renderer.
 """
 
 from __future__ import annotations
@@ -47,6 +48,32 @@ class Variant:
 
 
 @dataclass(frozen=True)
+class FastTokenizerSpec:
+    """How ``convert --to native`` writes a plain-transformers ``tokenizer.json`` for a family."""
+
+    model: str  # "sentencepiece" (byte-fallback BPE from the pieces) or "tiktoken" (byte-level BPE from the ranks)
+    prefix: tuple[str, str]  # the [gMASK] and sop tokens the post-processor puts before every text
+    eos: str
+    pad: str
+    unk: str | None
+    chat_template: str | None = None  # a template for the fast tokenizer; None: the exact tokenizer's own
+
+
+def function_of(tool: dict[str, Any]) -> dict[str, Any]:
+    """The inner function definition of an OpenAI-style or ChatGLM3-style tool."""
+    if tool.get("type") == "function" and isinstance(tool.get("function"), dict):
+        return tool["function"]
+    return tool
+
+
+def as_openai(tool: dict[str, Any]) -> dict[str, Any]:
+    """An OpenAI-style ``{"type": "function", "function": ...}`` tool of either style."""
+    if tool.get("type") == "function":
+        return tool
+    return {"type": "function", "function": tool}
+
+
+@dataclass(frozen=True)
 class Family:
     """Declarative facts about one ChatGLM generation; subclasses implement the prompt format."""
 
@@ -66,6 +93,36 @@ class Family:
     reasoning: bool = False  # replies may open with a <think> block (returned apart as reasoning_content)
     tool_calls_in_text: bool = False  # tool calls are tagged inside the reply text (content streams before them)
     supports_ptuning: bool = True
+    # where other layers find the family's parts ("module:Class", imported when needed)
+    tokenizer_class: str = ""  # glmtune's exact tokenizer (glmtune/tokenization)
+    renderer_class: str = ""  # the default-mode data renderer (glmtune/data/render)
+    fast_tokenizer: FastTokenizerSpec | None = None  # None: no tokenizer.json export (ChatGLM-6B keeps its own)
+    checkpoint_template: bool = False  # render the chat_template a checkpoint ships instead of the built-in one
+    tools_system_prompt: str = ""  # the system text a tool-using conversation without one gets
+    tiny_tokenizer: str = ""  # the file of glmtune/assets/tiny that make-tiny copies as the tokenizer
+
+    # ------------------------------------------------------------ tokenizer
+    def tokenizer_options(self, tokenizer_config: dict[str, Any]) -> dict[str, Any]:
+        """Keyword arguments of :attr:`tokenizer_class` taken from a checkpoint's ``tokenizer_config.json``."""
+        return {}
+
+    def template_for(self, tokenizer_config: dict[str, Any]) -> str:
+        """The chat template a loaded tokenizer carries (the checkpoint's own where :attr:`checkpoint_template`)."""
+        shipped = tokenizer_config.get("chat_template") if self.checkpoint_template else None
+        return shipped or self.chat_template()
+
+    # ------------------------------------------------------------ checkpoint files
+    def official_config_keys(self, config: dict[str, Any]) -> dict[str, Any]:
+        """Keys the official ``config.json`` of this family has beyond the shared ChatGLM2/3 set."""
+        return {}
+
+    def tiny_config(self, n_tokens: int) -> dict[str, Any]:
+        """``make-tiny`` config.json values that differ from the shared tiny config (vocab of ``n_tokens``)."""
+        return {}
+
+    def tiny_tokenizer_config(self) -> dict[str, Any]:
+        """``tokenizer_config.json`` values that differ from the shared ones ``make-tiny``/``convert`` write."""
+        return {}
 
     # ------------------------------------------------------------ prompt format
     def render_chat(
@@ -109,6 +166,10 @@ class Family:
         if calls:
             return self.format_tool_call(calls[0])
         return {"role": "assistant", "metadata": "", "content": content}
+
+    def tool_definitions(self, tools: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """Tool definitions (either style) as this family's system message carries them."""
+        return [as_openai(t) if self.openai_tools else function_of(t) for t in tools]
 
     # ------------------------------------------------------------ generation
     def stop_token_ids(self, tokenizer: Any) -> list[int]:

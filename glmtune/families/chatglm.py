@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from typing import Any
 
 from glmtune.families.base import Variant
 from glmtune.families.chatglm2 import RoundsFamily
@@ -27,6 +28,9 @@ def process_response_v1(response: str) -> str:
 
 @dataclass(frozen=True)
 class ChatGLMv1Family(RoundsFamily):
+    def tokenizer_options(self, tokenizer_config: dict[str, Any]) -> dict[str, Any]:
+        return {"num_image_tokens": int(tokenizer_config.get("num_image_tokens", 20000))}
+
     def build_prompt(self, query: str, history: list[tuple[str, str]], system: str = "") -> str:
         """The official ``chat()`` prompt: the bare query when the history is empty."""
         if not history and not system:
@@ -73,6 +77,9 @@ CHATGLM = ChatGLMv1Family(
     },
     invalid_score_token=5,
     variants=(Variant("chatglm", "THUDM/chatglm-6b", {}),),
+    tokenizer_class="glmtune.tokenization.icetext_v1:ChatGLMv1Tokenizer",
+    renderer_class="glmtune.data.render.chatglm:ChatGLMv1Renderer",
+    tiny_tokenizer="ice_text.model",
     round_start=0,
     sep="\n",
 )

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from glmtune.families.base import GLM_OFFICIAL_MODULES, Family, Message, Variant
+from glmtune.families.base import GLM_OFFICIAL_MODULES, Family, FastTokenizerSpec, Message, Variant
 
 
 def pairs_from_messages(messages: list[Message]) -> tuple[str, list[tuple[str, str]], str]:
@@ -36,6 +36,9 @@ class RoundsFamily(Family):
 
     round_start: int = 1
     sep: str = "\n\n"
+
+    def tokenizer_options(self, tokenizer_config: dict[str, Any]) -> dict[str, Any]:
+        return {"role_tokens": False}  # ChatGLM2's SentencePiece tokenizer has no role tokens
 
     def build_prompt(self, query: str, history: list[tuple[str, str]], system: str = "") -> str:
         """The official ``build_prompt`` / ``build_inputs`` string."""
@@ -82,6 +85,9 @@ class RoundsFamily(Family):
         )
 
 
+SENTENCEPIECE_FAST = FastTokenizerSpec("sentencepiece", ("[gMASK]", "sop"), eos="</s>", pad="<unk>", unk="<unk>")
+"""The ``tokenizer.json`` of the ChatGLM2/3 SentencePiece vocabulary."""
+
 CHATGLM2 = RoundsFamily(
     name="chatglm2",
     title="ChatGLM2-6B",
@@ -94,6 +100,10 @@ CHATGLM2 = RoundsFamily(
     official_modules=GLM_OFFICIAL_MODULES,
     invalid_score_token=5,
     variants=(Variant("chatglm2", "THUDM/chatglm2-6b", {"seq_length": 32768}),),
+    tokenizer_class="glmtune.tokenization.sentencepiece_glm:SentencePieceGLMTokenizer",
+    renderer_class="glmtune.data.render.chatglm2:ChatGLM2Renderer",
+    fast_tokenizer=SENTENCEPIECE_FAST,
+    tiny_tokenizer="chatglm_sp.model",
     round_start=1,
     sep="\n\n",
 )

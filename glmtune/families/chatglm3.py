@@ -6,10 +6,11 @@ import ast
 import contextlib
 import json
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from glmtune.families.base import GLM_OFFICIAL_MODULES, Family, Message, ToolCall, Variant
+from glmtune.families.chatglm2 import SENTENCEPIECE_FAST
 
 TOOL_CALL_PREFIX = "```python\n"
 TOOL_CALL_SUFFIX = "\n```"
@@ -27,6 +28,19 @@ CHAT_TEMPLATE = (
     "{% if add_generation_prompt %}<|assistant|>{% endif %}"
 )
 
+# The same prompt for the fast tokenizer of native exports: the space before the content stands for the dummy
+# prefix the official code gets by encoding each message separately (SentencePiece then drops/merges it alike).
+FAST_CHAT_TEMPLATE = (
+    "[gMASK]sop"
+    "{% for message in messages %}"
+    "<|{{ message['role'] }}|>{{ message.get('metadata') or '' }}\n {{ message['content'] }}"
+    "{% if message['role'] == 'system' and 'tools' in message %}" + TOOLS_JSON + "{% endif %}"
+    "{% endfor %}"
+    "{% if add_generation_prompt %}<|assistant|>{% endif %}"
+)
+
+TOOLS_SYSTEM_PROMPT = "Answer the following questions as best as you can. You have access to the following tools:"
+"""The official tool-use system prompt (composite_demo) a conversation without a system message gets."""
 
 _INF = "1e" + repr(sys.float_info.max_10_exp + 1)  # how both unparsers write an infinite float
 
@@ -63,6 +77,9 @@ def parse_tool_call_code(code: str) -> dict[str, Any]:
 
 @dataclass(frozen=True)
 class ChatGLM3Family(Family):
+    def tokenizer_options(self, tokenizer_config: dict[str, Any]) -> dict[str, Any]:
+        return {"role_tokens": True}
+
     def render_message(self, tokenizer: Any, message: Message) -> list[int]:
         """``build_single_message`` of one history item as ``build_chat_input`` writes it: a system message that
         has ``tools`` gets ``content + "\\n" + json.dumps(tools, indent=4, ensure_ascii=False)``."""
@@ -142,6 +159,11 @@ CHATGLM3 = ChatGLM3Family(
     official_modules=GLM_OFFICIAL_MODULES,
     invalid_score_token=5,
     supports_tools=True,
+    tokenizer_class="glmtune.tokenization.sentencepiece_glm:SentencePieceGLMTokenizer",
+    renderer_class="glmtune.data.render.chatglm3:ChatGLM3Renderer",
+    fast_tokenizer=replace(SENTENCEPIECE_FAST, chat_template=FAST_CHAT_TEMPLATE),
+    tools_system_prompt=TOOLS_SYSTEM_PROMPT,
+    tiny_tokenizer="chatglm_sp.model",
     variants=(
         Variant("chatglm3", "THUDM/chatglm3-6b", {"seq_length": 8192}),
         Variant("chatglm3-base", "THUDM/chatglm3-6b-base", {"seq_length": 32768}),

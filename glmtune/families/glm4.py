@@ -17,7 +17,7 @@ from typing import Any
 
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
-from glmtune.families.base import GLM_OFFICIAL_MODULES, Family, Message, ToolCall, Variant
+from glmtune.families.base import GLM_OFFICIAL_MODULES, Family, FastTokenizerSpec, Message, ToolCall, Variant
 
 TOOLS_SYSTEM_PROMPT = (
     "你是一个名为 ChatGLM 的人工智能助手。你是基于智谱AI训练的语言模型 GLM-4 模型开发的，"
@@ -43,6 +43,32 @@ def _compile(template: str) -> Any:
 
 @dataclass(frozen=True)
 class GLM4Family(Family):
+    def official_config_keys(self, config: dict[str, Any]) -> dict[str, Any]:
+        return {"classifier_dropout": None, "num_hidden_layers": config["num_layers"]}
+
+    def tiny_config(self, n_tokens: int) -> dict[str, Any]:
+        """GLM-4's epsilon, and its eos list / pad as ids of the specials after the base vocabulary."""
+        first = n_tokens - len(self.special_tokens)
+        ids = {tok: first + i for i, tok in enumerate(self.special_tokens)}
+        return {
+            "layernorm_epsilon": 1.5625e-07,
+            "eos_token_id": [ids["<|endoftext|>"], ids["<|user|>"], ids["<|observation|>"]],
+            "pad_token_id": ids["<|endoftext|>"],
+        }
+
+    def tiny_tokenizer_config(self) -> dict[str, Any]:
+        return {
+            "tokenizer_class": "ChatGLM4Tokenizer",
+            "auto_map": {"AutoTokenizer": ["tokenization_chatglm.ChatGLM4Tokenizer", None]},
+            "additional_special_tokens": list(self.special_tokens),
+            "chat_template": self.chat_template(),
+            "clean_up_tokenization_spaces": False,
+            "eos_token": "<|endoftext|>",
+            "pad_token": "<|endoftext|>",
+            "padding_side": "left",
+            "model_max_length": 128000,
+        }
+
     def render_text(self, messages: list[Message], add_generation_prompt: bool, template: str | None = None) -> str:
         """The prompt string the official ``apply_chat_template(tokenize=False)`` returns."""
         items = [{"metadata": "", **m} for m in messages]
@@ -121,5 +147,12 @@ GLM4 = GLM4Family(
     invalid_score_token=198,
     supports_tools=True,
     openai_tools=True,
+    tokenizer_class="glmtune.tokenization.tiktoken_glm4:GLM4Tokenizer",
+    renderer_class="glmtune.data.render.glm4:GLM4Renderer",
+    fast_tokenizer=FastTokenizerSpec(
+        "tiktoken", ("[gMASK]", "<sop>"), eos="<|endoftext|>", pad="<|endoftext|>", unk=None
+    ),
+    checkpoint_template=True,
+    tiny_tokenizer="glm4_tokenizer.model",
     variants=(Variant("glm4", "THUDM/glm-4-9b-chat", {"seq_length": 131072, "rope_ratio": 500}),),
 )

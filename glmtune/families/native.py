@@ -192,6 +192,8 @@ class NativeFamily(Family):
 
     model_type: str = ""
     model_class: str = ""
+    renderer_class: str = "glmtune.data.render.native:NativeRenderer"
+    tiny_tokenizer: str = "glm4_tokenizer.model"  # make-tiny builds the tokenizer.json from these ranks
     styles: tuple[Style, ...] = ()
     hf_specials: tuple[str, ...] = ()  # the special tokens of the official tokenizer, in id order (make-tiny)
     generation_stops: tuple[str, ...] = ("<|endoftext|>", "<|user|>", "<|observation|>")

@@ -1,7 +1,8 @@
 """Tool definitions: where each family expects them in the conversation.
 
 Users pass OpenAI-style tools (``{"type": "function", "function": {name, description, parameters}}``) or the
-ChatGLM3 style (``{name, description, parameters}``); both are accepted for every family.
+ChatGLM3 style (``{name, description, parameters}``); both are accepted for every family, which says how it
+carries them (:meth:`~glmtune.families.Family.tool_definitions`, ``tools_system_prompt``).
 """
 
 from __future__ import annotations
@@ -12,21 +13,7 @@ from typing import Any
 
 from glmtune.errors import GlmtuneError
 from glmtune.families import Family, Message
-
-CHATGLM3_TOOLS_PROMPT = "Answer the following questions as best as you can. You have access to the following tools:"
-
-
-def function_of(tool: dict[str, Any]) -> dict[str, Any]:
-    """The inner function definition of an OpenAI-style or ChatGLM3-style tool."""
-    if tool.get("type") == "function" and isinstance(tool.get("function"), dict):
-        return tool["function"]
-    return tool
-
-
-def as_openai(tool: dict[str, Any]) -> dict[str, Any]:
-    if tool.get("type") == "function":
-        return tool
-    return {"type": "function", "function": tool}
+from glmtune.families.base import function_of
 
 
 def tools_system_message(family: Family, messages: list[Message], tools: list[dict[str, Any]]) -> list[Message]:
@@ -35,12 +22,8 @@ def tools_system_message(family: Family, messages: list[Message], tools: list[di
         raise GlmtuneError(f"{family.title} has no tool-calling prompt format")
     out = [dict(m) for m in messages]
     system = next((m for m in out if m["role"] == "system"), None)
-    if family.openai_tools:
-        defs = [as_openai(t) for t in tools]
-        default = ""
-    else:
-        defs = [function_of(t) for t in tools]
-        default = CHATGLM3_TOOLS_PROMPT
+    defs = family.tool_definitions(tools)
+    default = family.tools_system_prompt
     if system is None:
         out.insert(0, {"role": "system", "content": default, "tools": defs})
     else:
@@ -61,3 +44,6 @@ def read_tools(path: str | Path) -> list[dict[str, Any]]:
     if not isinstance(tools, list) or not all(isinstance(t, dict) and function_of(t).get("name") for t in tools):
         raise GlmtuneError(f"{path}: expected a JSON list of tool definitions, each with a name")
     return tools
+
+
+__all__ = ["function_of", "read_tools", "tools_system_message"]

@@ -113,7 +113,7 @@ def _save_original(loaded: LoadedModel, model: Any, out: Path, fmt: str) -> None
     from glmtune.model.glm_weights import ROTARY_BUFFER, rotary_inv_freq, to_original_state_dict
     from glmtune.model.tiny import AUTO_MAP, tokenizer_config
 
-    cfg = original_config(model.config, family=loaded.family.name)
+    cfg = original_config(model.config, family=loaded.family)
     cfg["auto_map"] = AUTO_MAP
     state = {k: v for k, v in model.state_dict().items() if not k.startswith(("prefix_encoder.", "prefix_dropout"))}
     weights = to_original_state_dict(state, model.config.num_hidden_layers)
@@ -126,7 +126,7 @@ def _save_original(loaded: LoadedModel, model: Any, out: Path, fmt: str) -> None
     write_weights(out, weights, fmt=fmt, shards=None, max_shard_bytes=MAX_SHARD_BYTES)
     (out / "config.json").write_text(json.dumps(cfg, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
     tok_cfg = tokenizer_config(loaded.family, cfg.get("_name_or_path") or "model")
-    if loaded.family.name == "glm4" and getattr(loaded.tokenizer, "chat_template", None):
+    if loaded.family.checkpoint_template and getattr(loaded.tokenizer, "chat_template", None):
         tok_cfg["chat_template"] = loaded.tokenizer.chat_template
     (out / "tokenizer_config.json").write_text(
         json.dumps(tok_cfg, indent=2, ensure_ascii=False) + "\n", encoding="utf-8"

@@ -12,6 +12,7 @@ from typing import Any
 from transformers import GlmConfig
 
 from glmtune.errors import GlmtuneError
+from glmtune.families import Family, get_family
 
 REQUIRED_KEYS = (
     "hidden_size",
@@ -60,10 +61,11 @@ def native_config(original: dict[str, Any], family: str, where: str = "config.js
     )
 
 
-def original_config(native: GlmConfig, family: str | None = None) -> dict[str, Any]:
+def original_config(native: GlmConfig, family: Family | None = None) -> dict[str, Any]:
     """The official ChatGLM2/3/GLM-4 ``config.json`` dict of a native config (inverse of :func:`native_config`)."""
-    family = family or getattr(native, "glmtune_family", None)
-    name_or_path = getattr(native, "glmtune_name_or_path", None) or f"glmtune-{family or 'chatglm'}"
+    if family is None and getattr(native, "glmtune_family", None):
+        family = get_family(native.glmtune_family)
+    name_or_path = getattr(native, "glmtune_name_or_path", None) or f"glmtune-{family.name if family else 'chatglm'}"
     rope = native.rope_parameters or {}
     theta = float(rope.get("rope_theta", 10000.0))
     out: dict[str, Any] = {
@@ -98,8 +100,8 @@ def original_config(native: GlmConfig, family: str | None = None) -> dict[str, A
         "eos_token_id": native.eos_token_id,
         "pad_token_id": native.pad_token_id,
     }
-    if family == "glm4":
-        out.update(classifier_dropout=None, num_hidden_layers=native.num_hidden_layers)
+    if family is not None:
+        out.update(family.official_config_keys(out))
     if theta != 10000.0:
         ratio = theta / 10000.0
         out["rope_ratio"] = int(ratio) if ratio.is_integer() else ratio

@@ -36,12 +36,6 @@ AUTO_MAP = {
     "AutoModelForSeq2SeqLM": "modeling_chatglm.ChatGLMForConditionalGeneration",
     "AutoModelForSequenceClassification": "modeling_chatglm.ChatGLMForSequenceClassification",
 }
-ASSETS = {
-    "chatglm2": "chatglm_sp.model",
-    "chatglm3": "chatglm_sp.model",
-    "glm4": "glm4_tokenizer.model",
-    "chatglm": "ice_text.model",
-}
 
 
 def asset_path(name: str) -> Path:
@@ -65,10 +59,10 @@ def make_tiny(variant: str, out_dir: str | Path, fmt: str = "safetensors", seed:
         from glmtune.model.tiny_native import write_tiny_native
 
         with atomic_directory(out, overwrite=force) as tmp:
-            write_tiny_native(tmp, family, var, asset_path("glm4_tokenizer.model"), fmt, seed, INIT_STD)  # type: ignore[arg-type]
+            write_tiny_native(tmp, family, var, asset_path(family.tiny_tokenizer), fmt, seed, INIT_STD)  # type: ignore[arg-type]
         return out
     with atomic_directory(out, overwrite=force) as tmp:
-        vocab = asset_path(ASSETS[family.name])
+        vocab = asset_path(family.tiny_tokenizer)
         shutil.copyfile(vocab, tmp / family.tokenizer_file)
         if family.architecture == "chatglm-v1":
             from glmtune.model.chatglm_v1.tiny import write_tiny_v1
@@ -86,9 +80,9 @@ def make_tiny(variant: str, out_dir: str | Path, fmt: str = "safetensors", seed:
 
 
 def tiny_config(family: Family, name_or_path: str, overrides: dict[str, Any], n_tokens: int) -> dict[str, Any]:
-    """Official-keyed ``config.json`` of a tiny ChatGLM2/3/GLM-4 checkpoint (vocab padded to a multiple of 16)."""
+    """Official-keyed ``config.json`` of a tiny ChatGLM2/3/GLM-4 checkpoint (vocab padded to a multiple of 16);
+    the family's own values (:meth:`~glmtune.families.Family.tiny_config`) over the shared ones."""
     padded = (n_tokens + 15) // 16 * 16
-    glm4 = family.name == "glm4"
     config: dict[str, Any] = {
         "_name_or_path": f"tiny-{name_or_path.split('/')[-1]}",
         "model_type": "chatglm",
@@ -106,7 +100,7 @@ def tiny_config(family: Family, name_or_path: str, overrides: dict[str, Any], n_
         "hidden_dropout": 0.0,
         "hidden_size": TINY_DIMS["hidden_size"],
         "kv_channels": TINY_DIMS["kv_channels"],
-        "layernorm_epsilon": 1.5625e-07 if glm4 else 1e-05,
+        "layernorm_epsilon": 1e-05,
         "multi_query_attention": True,
         "multi_query_group_num": TINY_DIMS["multi_query_group_num"],
         "num_attention_heads": TINY_DIMS["num_attention_heads"],
@@ -123,14 +117,8 @@ def tiny_config(family: Family, name_or_path: str, overrides: dict[str, Any], n_
         "eos_token_id": 2,
         "pad_token_id": 0,
     }
-    if glm4:
-        base = n_tokens - len(family.special_tokens)
-        config.update(
-            eos_token_id=[base, base + 7, base + 9],
-            pad_token_id=base,
-            classifier_dropout=None,
-            num_hidden_layers=TINY_DIMS["num_layers"],
-        )
+    config.update(family.tiny_config(n_tokens))
+    config.update(family.official_config_keys(config))
     for key, value in overrides.items():
         if key == "seq_length":
             config[key] = min(int(value), 2048)
@@ -148,18 +136,7 @@ def tokenizer_config(family: Family, name_or_path: str) -> dict[str, Any]:
         "tokenizer_class": "ChatGLMTokenizer",
         "auto_map": {"AutoTokenizer": ["tokenization_chatglm.ChatGLMTokenizer", None]},
     }
-    if family.name == "glm4":
-        cfg.update(
-            tokenizer_class="ChatGLM4Tokenizer",
-            auto_map={"AutoTokenizer": ["tokenization_chatglm.ChatGLM4Tokenizer", None]},
-            additional_special_tokens=list(family.special_tokens),
-            chat_template=family.chat_template(),
-            clean_up_tokenization_spaces=False,
-            eos_token="<|endoftext|>",
-            pad_token="<|endoftext|>",
-            padding_side="left",
-            model_max_length=128000,
-        )
+    cfg.update(family.tiny_tokenizer_config())
     return cfg
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from importlib import import_module
 from pathlib import Path
 from typing import Any
 
@@ -34,29 +35,19 @@ def load_tokenizer(directory: str | Path, family: Family, **kwargs: Any) -> Any:
         tokenizer.glmtune_family = family.name
         return tokenizer
     try:
-        tokenizer = _build(family, vocab, cfg, kwargs)
+        tokenizer = _tokenizer_class(family)(str(vocab), **family.tokenizer_options(cfg), **kwargs)
     except GlmtuneError:
         raise
     except Exception as e:  # sentencepiece / tiktoken parse errors
         raise GlmtuneError(f"{vocab}: cannot read tokenizer: {e}") from None
-    tokenizer.chat_template = (
-        cfg.get("chat_template") if family.name == "glm4" and cfg.get("chat_template") else (family.chat_template())
-    )
+    tokenizer.chat_template = family.template_for(cfg)
     tokenizer.glmtune_family = family.name
     return tokenizer
 
 
-def _build(family: Family, vocab: Path, cfg: dict[str, Any], kwargs: dict[str, Any]) -> Any:
-    if family.name in ("chatglm2", "chatglm3"):
-        from glmtune.tokenization.sentencepiece_glm import SentencePieceGLMTokenizer
-
-        return SentencePieceGLMTokenizer(str(vocab), role_tokens=family.name == "chatglm3", **kwargs)
-    if family.name == "glm4":
-        from glmtune.tokenization.tiktoken_glm4 import GLM4Tokenizer
-
-        return GLM4Tokenizer(str(vocab), **kwargs)
-    if family.name == "chatglm":
-        from glmtune.tokenization.icetext_v1 import ChatGLMv1Tokenizer
-
-        return ChatGLMv1Tokenizer(str(vocab), num_image_tokens=int(cfg.get("num_image_tokens", 20000)), **kwargs)
-    raise GlmtuneError(f"no tokenizer for family {family.name}")
+def _tokenizer_class(family: Family) -> type:
+    """The family's :attr:`~glmtune.families.Family.tokenizer_class`, imported."""
+    if not family.tokenizer_class:
+        raise GlmtuneError(f"no tokenizer for family {family.name}")
+    module, name = family.tokenizer_class.split(":")
+    return getattr(import_module(module), name)

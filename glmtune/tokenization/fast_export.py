@@ -18,18 +18,6 @@ from tokenizers import AddedToken, Regex, Tokenizer, decoders, models, normalize
 from transformers import PreTrainedTokenizerFast
 
 from glmtune.families import Family
-from glmtune.families.chatglm3 import TOOLS_JSON
-
-# A native chat template for the fast tokenizer: the space before the content stands for the dummy prefix the
-# official code gets by encoding each message separately (SentencePiece then drops/merges it identically).
-CHATGLM3_FAST_TEMPLATE = (
-    "[gMASK]sop"
-    "{% for message in messages %}"
-    "<|{{ message['role'] }}|>{{ message.get('metadata') or '' }}\n {{ message['content'] }}"
-    "{% if message['role'] == 'system' and 'tools' in message %}" + TOOLS_JSON + "{% endif %}"
-    "{% endfor %}"
-    "{% if add_generation_prompt %}<|assistant|>{% endif %}"
-)
 
 
 def _sentencepiece_tokenizer(tokenizer: Any) -> Tokenizer:
@@ -108,10 +96,16 @@ def _tiktoken_tokenizer(tokenizer: Any) -> Tokenizer:
     return fast
 
 
+_MODELS = {"sentencepiece": _sentencepiece_tokenizer, "tiktoken": _tiktoken_tokenizer}
+
+
 def build_fast_tokenizer(tokenizer: Any, family: Family) -> PreTrainedTokenizerFast:
-    """A ``PreTrainedTokenizerFast`` equivalent to glmtune's exact ``tokenizer`` for ChatGLM2/3 and GLM-4."""
-    glm4 = family.name == "glm4"
-    fast = _tiktoken_tokenizer(tokenizer) if glm4 else _sentencepiece_tokenizer(tokenizer)
+    """A ``PreTrainedTokenizerFast`` equivalent to glmtune's exact ``tokenizer``, as the family's
+    :attr:`~glmtune.families.Family.fast_tokenizer` describes it."""
+    spec = family.fast_tokenizer
+    if spec is None:
+        raise ValueError(f"{family.title} has no tokenizer.json export")
+    fast = _MODELS[spec.model](tokenizer)
     specials = sorted(tokenizer.special_tokens.items(), key=lambda kv: kv[1])
     # a special spelled as a word (ChatGLM2/3 `sop`, `eop`) only matches as a whole word: `people`, `isop` are text
     fast.add_special_tokens(
@@ -120,29 +114,19 @@ def build_fast_tokenizer(tokenizer: Any, family: Family) -> PreTrainedTokenizerF
     for token, index in specials:
         if fast.token_to_id(token) != index:
             raise ValueError(f"special token {token} got id {fast.token_to_id(token)}, expected {index}")
-    gmask, sop = ("[gMASK]", "<sop>") if glm4 else ("[gMASK]", "sop")
-    eos = "<|endoftext|>" if glm4 else "</s>"
+    (gmask, sop), eos = spec.prefix, spec.eos
     fast.post_processor = processors.TemplateProcessing(
         single=f"{gmask} {sop} $A",
         pair=f"{gmask} {sop} $A $B {eos}",
         special_tokens=[(gmask, fast.token_to_id(gmask)), (sop, fast.token_to_id(sop)), (eos, fast.token_to_id(eos))],
     )
-    pad = "<|endoftext|>" if glm4 else "<unk>"
     wrapped = PreTrainedTokenizerFast(
         tokenizer_object=fast,
         eos_token=eos,
-        pad_token=pad,
-        unk_token=None if glm4 else "<unk>",
+        pad_token=spec.pad,
+        unk_token=spec.unk,
         padding_side="left",
         clean_up_tokenization_spaces=False,
     )
-    wrapped.chat_template = _fast_template(tokenizer, family)
+    wrapped.chat_template = spec.chat_template or getattr(tokenizer, "chat_template", None) or family.chat_template()
     return wrapped
-
-
-def _fast_template(tokenizer: Any, family: Family) -> str:
-    if family.name == "chatglm3":
-        return CHATGLM3_FAST_TEMPLATE
-    if family.name == "glm4":
-        return getattr(tokenizer, "chat_template", None) or family.chat_template()
-    return family.chat_template()

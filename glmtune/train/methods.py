@@ -59,13 +59,10 @@ def resolve_lora_targets(model: Any, family: Family, names: list[str] | None) ->
 
 def apply_method(model: Any, family: Family, method: MethodConfig, gradient_checkpointing: bool) -> Any:
     """Make the right parameters trainable and wrap the model; returns the model to train."""
-    if method.name in ("lora", "qlora"):
-        return _apply_lora(model, family, method, gradient_checkpointing)
-    if method.name == "ptuning-v2":
-        return _apply_ptuning(model, family, method)
-    if method.name == "freeze":
-        _apply_freeze(model, method)
-        return model
+    return _APPLY[method.name](model, family, method, gradient_checkpointing)
+
+
+def _apply_full(model: Any, family: Family, method: MethodConfig, gradient_checkpointing: bool) -> Any:
     for p in model.parameters():
         p.requires_grad = True
     return model
@@ -74,7 +71,7 @@ def apply_method(model: Any, family: Family, method: MethodConfig, gradient_chec
 def _apply_lora(model: Any, family: Family, method: MethodConfig, gradient_checkpointing: bool) -> Any:
     from peft import LoraConfig, get_peft_model, prepare_model_for_kbit_training
 
-    if method.name == "qlora":
+    if method.quantized:
         model = prepare_model_for_kbit_training(
             model,
             use_gradient_checkpointing=gradient_checkpointing,
@@ -107,7 +104,7 @@ def _cpu_4bit_fix(model: Any) -> None:
             module.support_avx512bf16_for_cpu = False
 
 
-def _apply_ptuning(model: Any, family: Family, method: MethodConfig) -> Any:
+def _apply_ptuning(model: Any, family: Family, method: MethodConfig, gradient_checkpointing: bool) -> Any:
     if not family.supports_ptuning:
         raise GlmtuneError(f"method ptuning-v2: {family.title} has no P-Tuning v2 (it is a ChatGLM method); use lora")
     if family.architecture == "chatglm-v1":
@@ -119,7 +116,7 @@ def _apply_ptuning(model: Any, family: Family, method: MethodConfig) -> Any:
     return add_prefix(model, method.pre_seq_len, method.prefix_projection)
 
 
-def _apply_freeze(model: Any, method: MethodConfig) -> None:
+def _apply_freeze(model: Any, family: Family, method: MethodConfig, gradient_checkpointing: bool) -> Any:
     """Train only the last N transformer layers (or modules whose name matches one of the given patterns)."""
     names = [n for n, _ in model.named_parameters()]
     if method.freeze_trainable_modules:
@@ -138,6 +135,17 @@ def _apply_freeze(model: Any, method: MethodConfig) -> None:
         chosen = {p for p in names if (m := re.search(r"layers\.(\d+)\.", p)) and int(m.group(1)) in keep}
     for name, param in model.named_parameters():
         param.requires_grad = name in chosen
+    return model
+
+
+_APPLY = {
+    "lora": _apply_lora,
+    "qlora": _apply_lora,
+    "ptuning-v2": _apply_ptuning,
+    "freeze": _apply_freeze,
+    "full": _apply_full,
+}
+"""Each method of ``config.schema.METHODS``: (model, family, method config, checkpointing) -> model to train."""
 
 
 def count_parameters(model: Any) -> tuple[int, int]:

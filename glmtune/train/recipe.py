@@ -47,8 +47,8 @@ def fingerprint(cfg: TrainConfig) -> dict[str, Any]:
         "data": cfg.data.train,
         "mode": cfg.data.mode,
         "max_length": cfg.data.max_length,
-        "lora_r": cfg.method.lora_r if cfg.method.name in ("lora", "qlora") else None,
-        "pre_seq_len": cfg.method.pre_seq_len if cfg.method.name == "ptuning-v2" else None,
+        "lora_r": cfg.method.lora_r if cfg.method.uses_lora else None,
+        "pre_seq_len": cfg.method.pre_seq_len if cfg.method.uses_prefix else None,
     }
     if cfg.data.mask_history:
         summary["mask_history"] = True
@@ -248,7 +248,7 @@ def _metrics_fn(tokenizer: Any):
 
 def _saver(cfg: TrainConfig, family: Any):
     """How a checkpoint stores the model: peft adapters, the official prefix format, or the full native model."""
-    if cfg.method.name != "ptuning-v2":
+    if not cfg.method.uses_prefix:
         return None
 
     def save(model: Any, output_dir: str) -> None:

@@ -9,22 +9,13 @@ from glmtune.data.render.base import IGNORE, Plan, Renderer, Sample, Turn, assem
 from glmtune.errors import GlmtuneError
 from glmtune.families import Family
 
-RENDERERS = {
-    "chatglm": "glmtune.data.render.chatglm:ChatGLMv1Renderer",
-    "chatglm2": "glmtune.data.render.chatglm2:ChatGLM2Renderer",
-    "chatglm3": "glmtune.data.render.chatglm3:ChatGLM3Renderer",
-    "glm4": "glmtune.data.render.glm4:GLM4Renderer",
-    "native": "glmtune.data.render.native:NativeRenderer",
-}
-
 
 def renderer_for(tokenizer: Any, family: Family) -> Renderer:
-    """The default-mode renderer of ``family`` (a per-family module in this package)."""
-    key = "native" if family.architecture == "native" else family.name
-    if key not in RENDERERS:
+    """The default-mode renderer of ``family`` (its :attr:`~glmtune.families.Family.renderer_class`)."""
+    if not family.renderer_class:
         raise GlmtuneError(f"no renderer for family {family.name}")
-    module, cls = RENDERERS[key].split(":")
+    module, cls = family.renderer_class.split(":")
     return getattr(import_module(module), cls)(tokenizer, family)
 
 
-__all__ = ["IGNORE", "RENDERERS", "Plan", "Renderer", "Sample", "Turn", "assemble", "renderer_for"]
+__all__ = ["IGNORE", "Plan", "Renderer", "Sample", "Turn", "assemble", "renderer_for"]

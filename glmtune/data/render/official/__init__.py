@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from importlib import import_module
 from typing import Any
 
 from glmtune.data.record import RecordError
@@ -70,19 +71,15 @@ def _finetune_demo(records: list[Any], tokenizer: Any, variant: str, values: dic
         return BatchResult(errors=e.errors)
 
 
-def _ptuning(family: str) -> Callable[..., BatchResult]:
+def _ptuning(module: str, train: str, eval_: str) -> Callable[..., BatchResult]:
+    """A ptuning processor pair: ``module``'s ``train`` / ``eval_`` functions over :class:`PtuningSettings`."""
+
     def run(records: list[Any], tokenizer: Any, variant: str, values: dict[str, Any]) -> BatchResult:
-        from glmtune.data.render.official import ptuning
+        from glmtune.data.render.official.ptuning import PtuningSettings
 
-        settings = ptuning.PtuningSettings(**values)
-        if family == "chatglm2":
-            fn = ptuning.chatglm2_train if variant == "train" else ptuning.chatglm2_eval
-        else:
-            from glmtune.data.render.official import chatglm_ptuning
-
-            fn = chatglm_ptuning.train if variant == "train" else chatglm_ptuning.eval_
+        fn = getattr(import_module(f"glmtune.data.render.official.{module}"), train if variant == "train" else eval_)
         try:
-            return fn(records, tokenizer, settings)
+            return fn(records, tokenizer, PtuningSettings(**values))
         except BatchError as e:
             return BatchResult(errors=e.errors)
 
@@ -144,7 +141,7 @@ OFFICIAL_MODES: dict[str, OfficialMode] = {
             "ChatGLM2-6B ptuning preprocess_function_train / _eval",
             dict(_PTUNING_DEFAULTS),
             ("train", "eval"),
-            _run=_ptuning("chatglm2"),
+            _run=_ptuning("ptuning", "chatglm2_train", "chatglm2_eval"),
         ),
         OfficialMode(
             "chatglm-ptuning",
@@ -152,7 +149,7 @@ OFFICIAL_MODES: dict[str, OfficialMode] = {
             "ChatGLM-6B ptuning preprocess_function_train / _eval",
             dict(_PTUNING_DEFAULTS),
             ("train", "eval"),
-            _run=_ptuning("chatglm"),
+            _run=_ptuning("chatglm_ptuning", "train", "eval_"),
         ),
     )
 }
