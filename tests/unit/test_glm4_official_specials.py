@@ -22,7 +22,7 @@ from hypothesis import strategies as st
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from glmtune.families import get_family
-from glmtune.model.tiny import ASSETS, asset_path
+from glmtune.model.tiny import asset_path
 from glmtune.tokenization import load_tokenizer
 from glmtune.tokenization.tiktoken_glm4 import GLM4_PATTERN, read_ranks
 from tests.conftest import fixtures_dir
@@ -36,7 +36,7 @@ def tok(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
     if request.param == "fixture":  # the official chat template shipped in the checkpoint
         return load_tokenizer(fixtures_dir("model", "glm4", "ckpt"), get_family("glm4"))
     directory = tmp_path_factory.mktemp("g4")  # glmtune's own template (what make-tiny writes)
-    shutil.copyfile(asset_path(ASSETS["glm4"]), directory / "tokenizer.model")
+    shutil.copyfile(asset_path(get_family("glm4").tiny_tokenizer), directory / "tokenizer.model")
     return load_tokenizer(directory, get_family("glm4"))
 
 
