@@ -2,8 +2,8 @@
 
 Loading uses transformers' own dynamic weight conversion (``WeightRenaming``/``WeightConverter`` registered for
 :class:`OriginalLayoutGlm`), so ``from_pretrained`` keeps every feature (dtype, device map, quantization, streaming
-shard by shard). The fused ``query_key_value`` is split into q/k/v by the native parameter sizes
-([heads*kv_channels, groups*kv_channels, groups*kv_channels]); ``dense_h_to_4h`` is ``gate_up_proj`` as is.
+shard by shard). The fused ``query_key_value`` is split into q/k/v by the sizes the config gives
+([heads*head_dim, kv_heads*head_dim, kv_heads*head_dim]); ``dense_h_to_4h`` is ``gate_up_proj`` as is.
 """
 
 from __future__ import annotations
@@ -28,6 +28,28 @@ RENAMES = (
 )
 
 
+class SplitQKV(Split):
+    """Split a fused ``query_key_value`` by the config's q/k/v sizes. transformers' ``Split`` reads the sizes off
+    the model's parameters, which DeepSpeed ZeRO-3 has partitioned into empty placeholders while loading."""
+
+    def convert(
+        self,
+        input_dict: dict[str, Any],
+        source_patterns: list[str],
+        target_patterns: list[str],
+        full_layer_name: str,
+        model: Any,
+        **kwargs: Any,
+    ) -> dict[str, torch.Tensor]:
+        tensors = next(iter(input_dict.values()))
+        tensor = tensors[0] if isinstance(tensors, list) else tensors
+        cfg = model.config
+        head_dim = getattr(cfg, "head_dim", None) or cfg.hidden_size // cfg.num_attention_heads
+        sizes = [cfg.num_attention_heads * head_dim] + [cfg.num_key_value_heads * head_dim] * 2
+        chunks = torch.split(tensor, sizes, dim=self.dim)
+        return {target: chunk.contiguous() for target, chunk in zip(target_patterns, chunks, strict=True)}
+
+
 class OriginalLayoutGlm(GlmForCausalLM):
     """``GlmForCausalLM`` that reads original THUDM ChatGLM2/3/GLM-4 weight files (same modules, same forward)."""
 
@@ -41,7 +63,7 @@ def _conversions() -> list[Any]:
             WeightConverter(
                 f"self_attention.query_key_value.{kind}",
                 [f"self_attn.q_proj.{kind}", f"self_attn.k_proj.{kind}", f"self_attn.v_proj.{kind}"],
-                operations=[Split(dim=0)],
+                operations=[SplitQKV(dim=0)],
             )
         )
     return out

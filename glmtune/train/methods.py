@@ -149,9 +149,10 @@ _APPLY = {
 
 
 def count_parameters(model: Any) -> tuple[int, int]:
-    """(trainable, total) parameter counts."""
-    total = sum(p.numel() for p in model.parameters())
-    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    """(trainable, total) parameter counts (DeepSpeed ZeRO-3 parameters by their full size, not their shard)."""
+    size = lambda p: getattr(p, "ds_numel", None) or p.numel()  # noqa: E731
+    total = sum(size(p) for p in model.parameters())
+    trainable = sum(size(p) for p in model.parameters() if p.requires_grad)
     return trainable, total
 
 

@@ -20,7 +20,7 @@ import torch
 from glmtune.config.schema import TrainConfig
 from glmtune.errors import GlmtuneError
 from glmtune.model.adapters import base_record
-from glmtune.train import methods, resume
+from glmtune.train import distributed, methods, resume
 from glmtune.train.plot import plot_loss
 from glmtune.train.progress import ProgressLog
 
@@ -89,6 +89,7 @@ def train(cfg: TrainConfig, notify: Callable[[str], None] | None = None) -> Trai
     if resume_from:
         say(f"resuming from {resume_from} (step {resume.step_of(Path(resume_from))})")
     set_seed(args.seed)
+    distributed.join_deepspeed_comm(args)
 
     # ---- model
     quant = methods.quantization_config(cfg.model, cfg.method.name)

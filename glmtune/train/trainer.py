@@ -1,10 +1,13 @@
 """``GlmTrainer``: transformers' ``Seq2SeqTrainer`` with two changes, nothing else.
 
-1. Checkpoints are written to ``output_dir/.staging/checkpoint-N`` and renamed into place once complete, so a kill
-   during a save never leaves a broken latest checkpoint (``--resume auto`` then picks the last complete one).
-   No public hook can redirect a checkpoint, so this overrides private ``Trainer`` methods: every one of them is
-   pinned in :mod:`glmtune.train.trainer_pins` (a test fails when transformers changes them).
-2. With ``predict_with_generate``, each eval sample's reply (its last loss-bearing span) is generated from the
+1. Checkpoints are written to ``output_dir/.staging/checkpoint-N`` and renamed into place once complete (every
+   rank has written its part), so a kill during a save never leaves a broken latest checkpoint (``--resume auto``
+   then picks the last complete one). No public hook can redirect a checkpoint, so this overrides private
+   ``Trainer`` methods: every one of them is pinned in :mod:`glmtune.train.trainer_pins` (a test fails when
+   transformers changes them).
+2. Under FSDP, checkpoints and the output hold a loadable adapter/model as well as the shards, and CPU processes
+   over gloo run FSDP too (see :mod:`glmtune.train.distributed`).
+3. With ``predict_with_generate``, each eval sample's reply (its last loss-bearing span) is generated from the
    prompt before it, left-padded, and scored with the official metrics; the eval loss is computed as usual.
 """
 
@@ -18,6 +21,8 @@ from typing import Any
 import torch
 from transformers import Seq2SeqTrainer
 from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR, rotate_checkpoints
+
+from glmtune.train import distributed
 
 STAGING = ".staging"
 
@@ -39,10 +44,23 @@ class GlmTrainer(Seq2SeqTrainer):
         self.save_fn = save_fn  # (model, directory) -> None for methods whose checkpoints are not save_pretrained
         self.adapter_record = adapter_record  # written as glmtune_adapter.json next to every adapter checkpoint
 
+    def create_accelerator_and_postprocess(self) -> None:
+        super().create_accelerator_and_postprocess()
+        if distributed.promote_cpu_fsdp(self.accelerator, self.args.fsdp_plugin_args):
+            self.is_fsdp_enabled = True
+
     # ------------------------------------------------------------------------------------- custom model files
+    def save_model(self, output_dir: str | None = None, _internal_call: bool = False) -> None:
+        if distributed.sharded_only(self):  # transformers would write no model files: gather them (all ranks)
+            self._save(output_dir or self.args.output_dir, state_dict=distributed.full_state_dict(self))
+            return
+        super().save_model(output_dir, _internal_call)
+
     def _save(self, output_dir: str | None = None, state_dict: dict | None = None) -> None:
+        from peft import PeftModel
+
         model = self.accelerator.unwrap_model(self.model)
-        is_peft = type(model).__name__.startswith("Peft")
+        is_peft = isinstance(model, PeftModel)  # FSDP2 renames the class (FSDPPeftModel...)
         if self.save_fn is None and not is_peft:
             return super()._save(output_dir, state_dict)
         output_dir = output_dir or self.args.output_dir
@@ -52,7 +70,7 @@ class GlmTrainer(Seq2SeqTrainer):
         if is_peft:
             # peft compares the vocab with GlmConfig.from_pretrained(original dir), which reads the original keys
             # wrongly and would copy the embeddings into every adapter: they are never resized here
-            model.save_pretrained(output_dir, save_embedding_layers=False)
+            model.save_pretrained(output_dir, state_dict=state_dict, save_embedding_layers=False)
         else:
             self.save_fn(model, output_dir)
         if self.adapter_record is not None:
@@ -91,6 +109,9 @@ class GlmTrainer(Seq2SeqTrainer):
         finally:
             self._staging_dir = None
             self.args.save_total_limit = limit
+        distributed_run = self.args.world_size > 1 and torch.distributed.is_initialized()
+        if distributed_run:  # every rank has written its files (rng state, shards) before the rename
+            torch.distributed.barrier()
         if self.args.should_save:
             staged, final = os.path.join(staging_root, name), os.path.join(run_dir, name)
             if os.path.exists(final):
@@ -105,7 +126,7 @@ class GlmTrainer(Seq2SeqTrainer):
                 best_model_checkpoint=self.state.best_model_checkpoint,
                 use_mtime=False,
             )
-        if self.args.world_size > 1 and torch.distributed.is_initialized():
+        if distributed_run:
             torch.distributed.barrier()
 
     # ------------------------------------------------------------------------------------- generation in eval
