@@ -13,8 +13,11 @@ from glmtune.families.chatglm2 import CHATGLM2
 from glmtune.families.chatglm3 import CHATGLM3
 from glmtune.families.glm4 import GLM4
 from glmtune.families.glm4_0414 import GLM4_0414
+from glmtune.families.glm_moe import GLM4_MOE, GLM4_MOE_LITE, GLM_MOE_DSA
 
-FAMILIES: dict[str, Family] = {f.name: f for f in (CHATGLM, CHATGLM2, CHATGLM3, GLM4, GLM4_0414)}
+FAMILIES: dict[str, Family] = {
+    f.name: f for f in (CHATGLM, CHATGLM2, CHATGLM3, GLM4, GLM4_0414, GLM4_MOE, GLM4_MOE_LITE, GLM_MOE_DSA)
+}
 NATIVE_MODEL_TYPES: dict[str, Family] = {
     getattr(f, "model_type", ""): f for f in FAMILIES.values() if f.architecture == "native"
 }

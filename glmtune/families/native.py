@@ -199,6 +199,7 @@ class NativeFamily(Family):
     generation_stops: tuple[str, ...] = ("<|endoftext|>", "<|user|>", "<|observation|>")
     lora_presets: dict[str, tuple[str, ...]] = field(default_factory=dict)
     tiny: dict[str, Any] = field(default_factory=dict)  # config keys of the make-tiny checkpoint
+    moe: bool = False  # routed experts: router auxiliary loss logged in training
 
     # ------------------------------------------------------------ styles
     def style(self, name: str = "") -> Style:
