@@ -70,6 +70,7 @@ class MethodConfig:
     prefix_projection: bool = False
     freeze_trainable_layers: int = 2  # freeze: train the last N layers
     freeze_trainable_modules: list[str] | None = None  # freeze: or train the modules matching these names
+    router_aux_loss_coef: float = 0.0  # MoE: add coef * router load-balancing loss to the loss (0: only logged)
 
     @property
     def uses_lora(self) -> bool:

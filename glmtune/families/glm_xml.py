@@ -35,7 +35,9 @@ TOOLS_INTRO = (
     "\n# Tools\n\nYou may call one or more functions to assist with the user query.\n\n"
     "You are provided with function signatures within <tools></tools> XML tags:\n<tools>\n"
 )
-TOOLS_FORMAT = "</tools>\n\nFor each function call, output the function name and arguments within the following XML format:\n"
+TOOLS_FORMAT = (
+    "</tools>\n\nFor each function call, output the function name and arguments within the following XML format:\n"
+)
 FORMAT_45 = (
     "<tool_call>{function-name}\n<arg_key>{arg-key-1}</arg_key>\n<arg_value>{arg-value-1}</arg_value>\n"
     "<arg_key>{arg-key-2}</arg_key>\n<arg_value>{arg-value-2}</arg_value>\n...\n</tool_call>"
@@ -83,7 +85,11 @@ def _jinja(nl: str, fmt: str, user: str, think: str, keep: str, prompt: str) -> 
         "{{- '<|observation|>' -}}{%- endif -%}"
         "{{- '" + q(nl) + "<tool_response>" + q(nl) + "' ~ m.content ~ '" + q(nl) + "</tool_response>' -}}"
         "{%- else -%}{{- '<|observation|>' -}}{%- for tr in m.content -%}"
-        "{{- '" + q(nl) + "<tool_response>" + q(nl) + "' ~ (tr.output if tr.output is defined else tr) ~ '"
+        "{{- '"
+        + q(nl)
+        + "<tool_response>"
+        + q(nl)
+        + "' ~ (tr.output if tr.output is defined else tr) ~ '"
         + q(nl)
         + "</tool_response>' -}}{%- endfor -%}{%- endif -%}"
         "{%- elif m.role == 'system' -%}{{- '<|system|>" + q(nl) + "' ~ text -}}{%- endif -%}"
@@ -173,6 +179,7 @@ class Glm45Style(Style):
 class Glm47Style(Glm45Style):
     name = "glm47"
     jinja = JINJA_47
+    clear_thinking = True
     nl = ""
     empty_think = "</think>"
     tools_format = FORMAT_47
@@ -230,7 +237,7 @@ class GlmXmlFamily(NativeFamily):
         return msg
 
     def tool_call_start(self, tokenizer: Any, name: str) -> list[int]:
-        """After a prompt with thinking off: the ids of ``<tool_call>name`` (with the 4.5 template's newline)."""
+        """The ids of ``<tool_call>name`` as they follow the reasoning (with the 4.5 template's newline)."""
         style = self.style_of(tokenizer)
         return token_text(tokenizer).ids([lit(style.nl + "<tool_call>"), txt(name)])  # type: ignore[attr-defined]
 

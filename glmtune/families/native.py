@@ -84,6 +84,7 @@ class Style:
     jinja: str = ""
     template_reasoning = "last"  # which turns the official template shows with their reasoning
     has_reasoning = True  # False: the template has no reasoning format
+    clear_thinking = False  # the template takes clear_thinking (false: every turn keeps its reasoning)
 
     def keeps(self, options: Options, index: int, last: int) -> bool:
         """Whether assistant message ``index`` is rendered with its reasoning (``last``: the last user message)."""
@@ -257,11 +258,16 @@ class NativeFamily(Family):
         """Ids of the official template (``enable_thinking``/``clear_thinking`` as the templates take them), message
         text kept as text; ``compat_official_specials``: the template text tokenized as ``apply_chat_template``
         does (special-token spellings inside messages become control tokens)."""
-        options = Options(enable_thinking, "all" if clear_thinking is False else "template")
+        style = self.style_of(tokenizer)
+        options = Options(enable_thinking, "all" if clear_thinking is False and style.clear_thinking else "template")
         blocks = self.blocks(tokenizer, messages, add_generation_prompt, tools, options)
         if compat_official_specials:
             return tokenizer.encode("".join(text for _, text in flat(blocks)), add_special_tokens=False)
         return token_text(tokenizer).ids(flat(blocks))
+
+    def reasoning_end_id(self, tokenizer: Any) -> int | None:
+        """The special token that closes a reply's reasoning (None: the template writes no think blocks)."""
+        return token_text(tokenizer).added.get("</think>") if self.style_of(tokenizer).has_reasoning else None
 
     def opens_reasoning(self, tokenizer: Any, enable_thinking: bool | None = None) -> bool:
         return self.style_of(tokenizer).opens_reasoning(Options(enable_thinking))

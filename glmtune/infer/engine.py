@@ -55,6 +55,7 @@ class Reply:
     completion_tokens: int
     message: Message  # the assistant message to append to the history
     note: str = ""  # why a reply is empty although tokens were generated (see Engine.finish)
+    reasoning: str = ""  # the reply's <think> block (families with a reasoning format), apart from ``text``
 
 
 class InvalidScoreLogitsProcessor(LogitsProcessor):
@@ -73,8 +74,15 @@ class InvalidScoreLogitsProcessor(LogitsProcessor):
 class Engine:
     """Chat/generation over a loaded model (``glmtune.load`` result, optionally with an adapter)."""
 
-    def __init__(self, loaded: Any, compat_official_chat: bool = False, compat_official_specials: bool = False) -> None:
+    def __init__(
+        self,
+        loaded: Any,
+        compat_official_chat: bool = False,
+        compat_official_specials: bool = False,
+        template_kwargs: dict[str, Any] | None = None,
+    ) -> None:
         self.loaded = loaded
+        self.template_kwargs = dict(template_kwargs or {})  # e.g. enable_thinking for reasoning families
         self.model = loaded.model
         self.tokenizer = loaded.tokenizer
         self.family = loaded.family
@@ -112,10 +120,20 @@ class Engine:
             out = tools_system_message(self.family, out, tools)
         return out
 
-    def prompt_ids(self, messages: list[Message]) -> list[int]:
+    def prompt_ids(self, messages: list[Message], **template_kwargs: Any) -> list[int]:
+        """The prompt ids; ``template_kwargs`` (``enable_thinking``...) reach families with a reasoning format."""
+        kwargs = {**self.template_kwargs, **template_kwargs} if self.family.reasoning else {}
         return self.family.render_chat(
-            self.tokenizer, messages, add_generation_prompt=True, compat_official_specials=self.compat_official_specials
+            self.tokenizer,
+            messages,
+            add_generation_prompt=True,
+            compat_official_specials=self.compat_official_specials,
+            **kwargs,
         )
+
+    def opens_reasoning(self, prompt: list[int]) -> bool:
+        """Whether ``prompt`` ends inside an open ``<think>`` block (the reply starts with reasoning)."""
+        return self.family.reasoning and self.tokenizer.decode(prompt[-3:]).endswith("<think>")
 
     # ------------------------------------------------------------------------------------------- generation
     def _inputs(self, prompts: list[list[int]]) -> dict[str, torch.Tensor]:
@@ -147,8 +165,16 @@ class Engine:
                 return row[: i + 1]
         return row
 
-    def finish(self, prompt_len: int, new_ids: list[int], tools_available: bool, params: GenerationParams) -> Reply:
-        """Decode new ids into a :class:`Reply` (stop tokens removed, tool calls parsed, stop strings applied)."""
+    def finish(
+        self,
+        prompt_len: int,
+        new_ids: list[int],
+        tools_available: bool,
+        params: GenerationParams,
+        opened: bool = False,
+    ) -> Reply:
+        """Decode new ids into a :class:`Reply` (stop tokens removed, reasoning split off, tool calls parsed, stop
+        strings applied); ``opened``: the prompt ended inside a think block."""
         stopped = bool(new_ids) and new_ids[-1] in self.stop_ids
         content_ids = new_ids[:-1] if (stopped or (self.compat_official_chat and new_ids)) else new_ids
         raw = self.tokenizer.decode(content_ids)
@@ -157,19 +183,18 @@ class Engine:
             if s and s in raw:
                 raw = raw[: raw.index(s)]
                 finish = "stop"
+        reasoning, raw = self.family.split_reasoning(raw, opened)
         text, calls = self.family.parse_reply(raw, tools_available)
         if calls:
             finish = "tool_calls"
-            message = self.family.format_tool_call(calls[0])
-        else:
-            message = {"role": "assistant", "metadata": "", "content": text}
         return Reply(
             text=text,
             tool_calls=calls,
             finish_reason=finish,
             prompt_tokens=prompt_len,
             completion_tokens=len(new_ids),
-            message=message,
+            message=self.family.reply_message(text, calls, reasoning),
+            reasoning=reasoning,
             note=self.empty_note(content_ids) if not text and not calls and finish == "length" else "",
         )
 
@@ -197,7 +222,10 @@ class Engine:
         params = params or GenerationParams()
         prompts = [self.prompt_ids(self.build_messages(c, tools)) for c in conversations]
         outputs = self.generate_ids(prompts, params)
-        return [self.finish(len(p), o, bool(tools), params) for p, o in zip(prompts, outputs, strict=False)]
+        return [
+            self.finish(len(p), o, bool(tools), params, self.opens_reasoning(p))
+            for p, o in zip(prompts, outputs, strict=False)
+        ]
 
     def chat(
         self,
@@ -213,7 +241,8 @@ class Engine:
         messages = self.build_messages([*past, {"role": role, "content": query}], tools, system)
         params = params or GenerationParams()
         prompt = self.prompt_ids(messages)
-        reply = self.finish(len(prompt), self.generate_ids([prompt], params)[0], bool(tools), params)
+        new_ids = self.generate_ids([prompt], params)[0]
+        reply = self.finish(len(prompt), new_ids, bool(tools), params, self.opens_reasoning(prompt))
         return reply, [*past, {"role": role, "content": query}, reply.message]
 
     def stream(
@@ -249,4 +278,4 @@ class Engine:
         if "error" in result:
             raise result["error"]
         new_ids = self._cut(result["out"][0, inputs["input_ids"].shape[1] :].tolist())
-        yield self.finish(len(prompt), new_ids, bool(tools), params)
+        yield self.finish(len(prompt), new_ids, bool(tools), params, self.opens_reasoning(prompt))

@@ -90,7 +90,7 @@ def predict(
         outputs = engine.generate_ids([prepared[i][1] for i in chunk], params)
         for i, new_ids in zip(chunk, outputs, strict=False):
             sid, prompt_ids, reference, has_tools = prepared[i]
-            reply = engine.finish(len(prompt_ids), new_ids, has_tools, params)
+            reply = engine.finish(len(prompt_ids), new_ids, has_tools, params, engine.opens_reasoning(prompt_ids))
             text = reply.text if not reply.tool_calls else reply.message["content"]
             results[i] = Prediction(sid, text, reference, reply.finish_reason, reply.note)
         bar.update(len(chunk))

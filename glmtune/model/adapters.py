@@ -108,7 +108,10 @@ def apply_lora_adapter(model: Any, directory: Path, family: Family, merge: bool 
             if result.unexpected_keys:
                 raise GlmtuneError(f"{directory}: adapter tensors do not fit this model: {result.unexpected_keys[0]}")
         else:
-            peft_model = PeftModel.from_pretrained(model, str(directory))
+            from glmtune.model.lora_targets import explicit_targets
+
+            with explicit_targets():
+                peft_model = PeftModel.from_pretrained(model, str(directory))
     except (RuntimeError, ValueError, KeyError) as e:
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise GlmtuneError(f"{directory}: adapter does not fit this base model: {first}") from None

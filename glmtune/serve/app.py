@@ -177,6 +177,7 @@ def create_app(
                 prep.frequency_penalty,
                 loop=asyncio.get_running_loop(),
                 starts=prep.starts,
+                starts_after=prep.starts_after,
             )
         except QueueFull as e:
             raise APIError(429, f"The server is busy ({e}); retry later.", code="queue_full") from None
@@ -229,6 +230,8 @@ async def _sse(job: Job, cid: str, created: int, model: str, include_usage: bool
         async for kind, value in job.events():
             if kind == "delta":
                 yield dump(chunk(cid, created, model, {"content": value}))
+            elif kind == "reasoning":
+                yield dump(chunk(cid, created, model, {"reasoning_content": value}))
             elif kind == "done":
                 reply: Reply = value
                 for i, call in enumerate(tool_calls_json(reply.tool_calls)):

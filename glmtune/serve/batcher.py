@@ -29,7 +29,8 @@ from glmtune.serve.sampling import RowSampling, sample
 from glmtune.serve.textstream import TextStream
 
 log = logging.getLogger("glmtune.serve")
-Event = tuple[str, Any]  # ("delta", str) | ("done", Reply) | ("error", str)
+Event = tuple[str, Any]  # ("delta", str) | ("reasoning", str) | ("done", Reply) | ("error", str)
+STREAMED = ("delta", "reasoning")  # the kinds that come many times; the others end a request
 
 
 class QueueFull(Exception):
@@ -62,29 +63,30 @@ class Job:
             self._queue.put_nowait(ev)
 
     async def events(self) -> AsyncIterator[Event]:
-        """Events until the final one; text deltas that piled up while the consumer was busy come as one."""
+        """Events until the final one; text (or reasoning) deltas that piled up while the consumer was busy come
+        as one."""
+        ev = await self._queue.get()
         while True:
-            ev = await self._queue.get()
-            if ev[0] == "delta":
-                parts, ev = [ev[1]], None
+            nxt = None
+            if ev[0] in STREAMED:
+                parts = [ev[1]]
                 while not self._queue.empty():
                     nxt = self._queue.get_nowait()
-                    if nxt[0] != "delta":
-                        ev = nxt
+                    if nxt[0] != ev[0]:
                         break
                     parts.append(nxt[1])
-                yield ("delta", "".join(parts))
-                if ev is None:
-                    continue
+                    nxt = None
+                ev = (ev[0], "".join(parts))
             yield ev
-            if ev[0] != "delta":
+            if ev[0] not in STREAMED:
                 return
+            ev = nxt if nxt is not None else await self._queue.get()
 
     def iter_events(self, timeout: float = 600.0) -> Iterator[Event]:
         while True:
             ev = self._queue.get(timeout=timeout)
             yield ev
-            if ev[0] != "delta":
+            if ev[0] not in STREAMED:
                 return
 
     async def result(self) -> Reply:
@@ -140,6 +142,7 @@ class Batcher:
         frequency_penalty: float = 0.0,
         loop: asyncio.AbstractEventLoop | None = None,
         starts: tuple[tuple[int, ...], ...] = (),
+        starts_after: int | None = None,
     ) -> Job:
         """Queue a request; pass the running ``loop`` to consume its events with ``async for``; ``starts``: ids
         one of which the reply must begin with (a forced tool call)."""
@@ -147,8 +150,14 @@ class Batcher:
             prompt=list(prompt),
             params=params,
             tools_available=tools_available,
-            sampling=RowSampling(params, presence_penalty, frequency_penalty, starts),
-            stream=TextStream(self.engine.tokenizer, self.engine.family, params.stop, tools_available),
+            sampling=RowSampling(params, presence_penalty, frequency_penalty, starts, starts_after),
+            stream=TextStream(
+                self.engine.tokenizer,
+                self.engine.family,
+                params.stop,
+                tools_available,
+                opened=self.engine.opens_reasoning(prompt),
+            ),
             loop=loop,
         )
         with self._cond:
@@ -235,6 +244,9 @@ class Batcher:
         )
         if not done:
             delta, done = job.stream.update(job.new_ids)
+            thought = job.stream.take_reasoning()
+            if thought:
+                self._emit(job, ("reasoning", thought))
             if delta:
                 self._emit(job, ("delta", delta))
         if done:
@@ -243,7 +255,10 @@ class Batcher:
 
     def complete(self, job: Job) -> None:
         """Emit ``job``'s final :class:`Reply` (and the rest of its text)."""
-        reply = self.engine.finish(len(job.prompt), job.new_ids, job.tools_available, job.params)
+        reply = self.engine.finish(len(job.prompt), job.new_ids, job.tools_available, job.params, job.stream.opened)
+        thought = job.stream.finish_reasoning(reply)
+        if thought:
+            self._emit(job, ("reasoning", thought))
         rest = job.stream.finish(reply)
         if rest:
             self._emit(job, ("delta", rest))
@@ -269,8 +284,8 @@ class Batcher:
         by_loop: dict[Any, dict[Job, list[Event]]] = {}
         for job, ev in pending:
             evs = by_loop.setdefault(job.loop, {}).setdefault(job, [])
-            if ev[0] == "delta" and evs and evs[-1][0] == "delta":
-                evs[-1] = ("delta", evs[-1][1] + ev[1])
+            if ev[0] in STREAMED and evs and evs[-1][0] == ev[0]:
+                evs[-1] = (ev[0], evs[-1][1] + ev[1])
             else:
                 evs.append(ev)
         for loop, jobs in by_loop.items():

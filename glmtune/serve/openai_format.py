@@ -39,6 +39,7 @@ class Prepared:
     presence_penalty: float
     frequency_penalty: float
     starts: tuple[tuple[int, ...], ...] = ()  # tool_choice "required" or named: the reply starts a call
+    starts_after: int | None = None  # reasoning families: the call starts right after the reasoning ends
 
 
 def _call_of(call: Any, where: str) -> ToolCall:
@@ -80,7 +81,17 @@ def to_messages(items: list[ChatMessage], engine: Engine) -> list[Message]:
         elif m.role == "tool":
             out.append({"role": "observation", "content": m.text()})
         elif not m.tool_calls:
-            out.append({"role": "assistant", "metadata": "", "content": m.text()})
+            out.append(_with_reasoning({"role": "assistant", "metadata": "", "content": m.text()}, m))
+        elif family.tool_calls_in_text:  # one turn holds the text and every call; the results follow in order
+            calls = [_call_of(c, f"{where}.tool_calls.{j}") for j, c in enumerate(m.tool_calls)]
+            out.append(_with_reasoning(family.reply_message(m.text(), calls), m))
+            results = []
+            while i < len(items) and items[i].role == "tool":
+                results.append(items[i])
+                i += 1
+            ids = [c.id for c in m.tool_calls]
+            results.sort(key=lambda r: ids.index(r.tool_call_id) if r.tool_call_id in ids else len(ids))
+            out += [{"role": "observation", "content": r.text()} for r in results]
         else:
             if m.text().strip():
                 out.append({"role": "assistant", "metadata": "", "content": m.text()})
@@ -108,6 +119,12 @@ def to_messages(items: list[ChatMessage], engine: Engine) -> list[Message]:
                     out.append({"role": "observation", "content": results[match].text()})
             out += [{"role": "observation", "content": r.text()} for k, r in enumerate(results) if k not in used]
     return out
+
+
+def _with_reasoning(message: Message, m: ChatMessage) -> Message:
+    if m.reasoning_content:
+        message["reasoning_content"] = m.reasoning_content
+    return message
 
 
 def _tools(req: ChatCompletionRequest, engine: Engine) -> list[dict[str, Any]] | None:
@@ -176,8 +193,10 @@ def prepare(req: ChatCompletionRequest, engine: Engine, context: int, defaults: 
     tools = _tools(req, engine)
     _fits_at_all(req, tools, engine, context)
     messages = to_messages(req.messages, engine)
+    switches = req.chat_template_kwargs.model_dump(exclude_none=True) if req.chat_template_kwargs else {}
+    forced = bool(tools) and req.tool_choice not in (None, "auto")
     try:
-        prompt = engine.prompt_ids(engine.build_messages(messages, tools))
+        prompt = engine.prompt_ids(engine.build_messages(messages, tools), **switches)
     except ValueError as e:
         raise APIError(400, f"{engine.family.title} cannot render this conversation: {e}", param="messages") from None
     room = context - len(prompt)
@@ -204,10 +223,15 @@ def prepare(req: ChatCompletionRequest, engine: Engine, context: int, defaults: 
         stop=stop,
     )
     starts: tuple[tuple[int, ...], ...] = ()
-    if tools and req.tool_choice not in (None, "auto"):  # "required" or a named function: force the call
+    after = None
+    if forced:  # "required" or a named function: force the call
         family, tok = engine.family, engine.tokenizer
         starts = tuple(tuple(family.tool_call_start(tok, t["function"]["name"])) for t in tools)
-    return Prepared(prompt, params, bool(tools), req.presence_penalty or 0.0, req.frequency_penalty or 0.0, starts)
+        end = getattr(family, "reasoning_end_id", lambda t: None)(tok)
+        after = end if end is not None and end not in prompt[-2:] else None  # thinking off: the block is closed
+    return Prepared(
+        prompt, params, bool(tools), req.presence_penalty or 0.0, req.frequency_penalty or 0.0, starts, after
+    )
 
 
 # ---------------------------------------------------------------------------------------------- responses
@@ -234,7 +258,9 @@ def completion(reply: Reply, cid: str, created: int, model: str) -> dict[str, An
     """A ``chat.completion`` body."""
     message: dict[str, Any] = {"role": "assistant", "content": reply.text}
     if reply.tool_calls:
-        message = {"role": "assistant", "content": None, "tool_calls": tool_calls_json(reply.tool_calls)}
+        message = {"role": "assistant", "content": reply.text or None, "tool_calls": tool_calls_json(reply.tool_calls)}
+    if reply.reasoning:
+        message["reasoning_content"] = reply.reasoning
     return {
         "id": cid,
         "object": "chat.completion",

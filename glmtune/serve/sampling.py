@@ -22,6 +22,7 @@ class RowSampling:
     presence_penalty: float = 0.0
     frequency_penalty: float = 0.0
     starts: tuple[tuple[int, ...], ...] = ()  # the reply must begin with one of these (a forced tool call)
+    after: int | None = None  # ... or, when set, what follows this token (the end of the reasoning) must
     generator: torch.Generator = field(init=False)
 
     def __post_init__(self) -> None:
@@ -39,6 +40,10 @@ class RowSampling:
 
     def allowed(self, generated: list[int]) -> list[int] | None:
         """The tokens that may come next while the reply is still inside one of :attr:`starts` (else None)."""
+        if self.after is not None:
+            if self.after not in generated:
+                return None  # still reasoning: free
+            generated = generated[generated.index(self.after) + 1 :]
         n = len(generated)
         if not self.starts or n >= max(map(len, self.starts)):
             return None

@@ -40,6 +40,7 @@ class ChatMessage(_Model):
     name: str | None = None
     tool_calls: list[ToolCallIn] | None = None
     tool_call_id: str | None = None
+    reasoning_content: str | None = None  # an earlier reply's reasoning, as this server returned it
 
     def text(self) -> str:
         if isinstance(self.content, list):
@@ -71,6 +72,11 @@ class NamedToolChoice(_Model):
     function: NamedFunction
 
 
+class ChatTemplateKwargs(_Model):
+    enable_thinking: bool | None = None
+    clear_thinking: bool | None = None
+
+
 class StreamOptions(_Model):
     include_usage: bool = False
 
@@ -94,6 +100,7 @@ class ChatCompletionRequest(_Model):
     logprobs: bool | None = None
     parallel_tool_calls: bool | None = None
     user: str | None = None
+    chat_template_kwargs: ChatTemplateKwargs | None = None  # vLLM's name: switches of the chat template
 
     @model_validator(mode="before")
     @classmethod

@@ -3,7 +3,9 @@
 Deltas are prefixes of what the family's ``parse_reply`` makes of the text so far, so the streamed text adds up
 to the final reply's content. Held back until more text arrives: trailing whitespace (the final reply is
 stripped), a half-decoded character, the start of a stop string, and, when tools are offered, everything until
-the first line shows whether the reply is content (empty first line) or a tool call (a tool name on it).
+the first line shows whether the reply is content (empty first line) or a tool call (a tool name on it); for
+families whose tool calls are tagged inside the text, only the calls. Families with a reasoning format stream the
+``<think>`` block apart (:meth:`take_reasoning`), the content after it as text.
 """
 
 from __future__ import annotations
@@ -17,12 +19,18 @@ from glmtune.infer.engine import Reply
 class TextStream:
     """Turns the growing token list of one row into text deltas."""
 
-    def __init__(self, tokenizer: Any, family: Family, stop: list[str], tools_available: bool) -> None:
+    def __init__(
+        self, tokenizer: Any, family: Family, stop: list[str], tools_available: bool, opened: bool = False
+    ) -> None:
         self.tokenizer = tokenizer
         self.family = family
         self.stop = [s for s in stop if s]
         self.tools_available = tools_available
-        self.mode: str | None = None if tools_available else "text"  # "text" | "tool" | None (undecided)
+        undecided = tools_available and not family.tool_calls_in_text
+        self.mode: str | None = None if undecided else "text"  # "text" | "tool" | None (undecided)
+        self.opened = opened  # the prompt ended inside a think block
+        self.reasoning_emitted = ""
+        self._reasoning = ""  # reasoning text not yet taken
         self.emitted = ""
         self.raw = ""
         self._prefix = self._read = 0  # decode window: ids[_prefix:_read] is already in ``raw``
@@ -44,6 +52,9 @@ class TextStream:
         hit = min((raw.index(s) for s in self.stop if s in raw), default=-1)
         if hit >= 0:
             return "", True  # the final reply (cut at the stop string) supplies the rest
+        if self.family.reasoning:
+            reasoning, raw = self.family.split_reasoning(raw.rstrip("\ufffd"), self.opened)
+            self._reasoning += _extend(self.reasoning_emitted + self._reasoning, reasoning)
         if self.mode is None:
             if "\n" not in raw:
                 return "", False
@@ -59,9 +70,20 @@ class TextStream:
         shown = self.family.parse_reply(raw, self.tools_available)[0].rstrip()
         return self._delta(shown), False
 
+    def take_reasoning(self) -> str:
+        """Reasoning text that arrived since the last call."""
+        out, self._reasoning = self._reasoning, ""
+        self.reasoning_emitted += out
+        return out
+
+    def finish_reasoning(self, reply: Reply) -> str:
+        """The rest of the reasoning once the reply is final."""
+        self._reasoning += _extend(self.reasoning_emitted + self._reasoning, reply.reasoning)
+        return self.take_reasoning()
+
     def finish(self, reply: Reply) -> str:
-        """The rest of the content once the reply is final (nothing for a tool call)."""
-        if reply.tool_calls:
+        """The rest of the content once the reply is final (nothing for a tool call, unless it is tagged text)."""
+        if reply.tool_calls and not self.family.tool_calls_in_text:
             return ""
         return self._delta(reply.text)
 
@@ -70,3 +92,9 @@ class TextStream:
             return ""
         delta, self.emitted = shown[len(self.emitted) :], shown
         return delta
+
+
+def _extend(shown: str, now: str) -> str:
+    """What ``now`` adds to ``shown`` (trailing whitespace held back; nothing when it is not an extension)."""
+    now = now.rstrip()
+    return now[len(shown) :] if len(now) > len(shown) and now.startswith(shown) else ""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import re
 from typing import Any
 
@@ -10,6 +11,9 @@ import torch
 from glmtune.config.schema import MethodConfig, ModelConfig
 from glmtune.errors import GlmtuneError
 from glmtune.families import Family
+from glmtune.model.lora_targets import explicit_targets, resolve_targets
+
+log = logging.getLogger("glmtune.train")
 
 
 def quantization_config(cfg: ModelConfig, method: str) -> Any:
@@ -39,22 +43,8 @@ def quantization_config(cfg: ModelConfig, method: str) -> Any:
 
 
 def resolve_lora_targets(model: Any, family: Family, names: list[str] | None) -> list[str]:
-    """Native module names to adapt; official names (``query_key_value``...) are translated per family."""
-    wanted: list[str] = []
-    for name in names or list(family.lora_targets):
-        wanted += list(family.official_modules.get(name, (name,)))
-    present = {
-        n.rsplit(".", 1)[-1]
-        for n, m in model.named_modules()
-        if isinstance(m, torch.nn.Linear) or type(m).__name__.startswith("Linear")
-    }
-    missing = [w for w in dict.fromkeys(wanted) if w not in present]
-    if missing:
-        raise GlmtuneError(
-            f"method.lora_targets: {', '.join(missing)} not in this {family.title} model; "
-            f"linear modules are {', '.join(sorted(present))}"
-        )
-    return list(dict.fromkeys(wanted))
+    """Native module names to adapt; official names (``query_key_value``...) and presets are translated per family."""
+    return resolve_targets(model, family, names).modules
 
 
 def apply_method(model: Any, family: Family, method: MethodConfig, gradient_checkpointing: bool) -> Any:
@@ -78,15 +68,20 @@ def _apply_lora(model: Any, family: Family, method: MethodConfig, gradient_check
             gradient_checkpointing_kwargs={"use_reentrant": False},
         )
         _cpu_4bit_fix(model)
-    targets = resolve_lora_targets(model, family, method.lora_targets)
+    targets = resolve_targets(model, family, method.lora_targets)
+    dropout = method.lora_dropout
+    if targets.parameters and dropout:
+        log.warning("method.lora_dropout %s -> 0: peft's LoRA on expert parameters has no dropout", dropout)
+        dropout = 0.0
     config = LoraConfig(
         r=method.lora_r,
         lora_alpha=method.lora_alpha,
-        lora_dropout=method.lora_dropout,
-        target_modules=targets,
+        lora_dropout=dropout,
         task_type="CAUSAL_LM",
+        **targets.peft_kwargs(),
     )
-    model = get_peft_model(model, config)
+    with explicit_targets():
+        model = get_peft_model(model, config)
     if gradient_checkpointing:
         model.enable_input_require_grads()
     return model

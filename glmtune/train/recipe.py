@@ -112,6 +112,11 @@ def train(cfg: TrainConfig, notify: Callable[[str], None] | None = None) -> Trai
     model = loaded.model
     model.config.use_cache = False
     model = methods.apply_method(model, family, cfg.method, bool(args.activation_checkpointing))
+    router_loss = None
+    if getattr(family, "moe", False):
+        from glmtune.train.router_loss import RouterAuxLoss
+
+        router_loss = RouterAuxLoss(model, cfg.method.router_aux_loss_coef)
     if quant is None:
         methods.upcast_trainable(model)
     trainable, total = methods.count_parameters(model)
@@ -154,6 +159,7 @@ def train(cfg: TrainConfig, notify: Callable[[str], None] | None = None) -> Trai
         save_fn=_saver(cfg, family),
         adapter_record=base_record(Path(cfg.model.path), family) if cfg.method.name not in ("full", "freeze") else None,
         callbacks=[ProgressLog(output_dir)],
+        router_loss=router_loss,
     )
     if trainer.is_world_process_zero():
         resume.write_run_file(output_dir, run)

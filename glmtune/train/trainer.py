@@ -1,4 +1,4 @@
-"""``GlmTrainer``: transformers' ``Seq2SeqTrainer`` with two changes, nothing else.
+"""``GlmTrainer``: transformers' ``Seq2SeqTrainer`` with three changes, nothing else.
 
 1. Checkpoints are written to ``output_dir/.staging/checkpoint-N`` and renamed into place once complete (every
    rank has written its part), so a kill during a save never leaves a broken latest checkpoint (``--resume auto``
@@ -9,6 +9,7 @@
    over gloo run FSDP too (see :mod:`glmtune.train.distributed`).
 3. With ``predict_with_generate``, each eval sample's reply (its last loss-bearing span) is generated from the
    prompt before it, left-padded, and scored with the official metrics; the eval loss is computed as usual.
+3. MoE models: training logs carry ``router_aux_loss`` (:mod:`glmtune.train.router_loss`), through ``log``.
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ class GlmTrainer(Seq2SeqTrainer):
         pad_token_id: int = 0,
         save_fn: Any = None,
         adapter_record: dict[str, Any] | None = None,
+        router_loss: Any = None,
         **kwargs: Any,
     ):
         self._staging_dir: str | None = None  # set while a checkpoint is written (see _save_checkpoint)
@@ -43,11 +45,20 @@ class GlmTrainer(Seq2SeqTrainer):
         self.pad_token_id = pad_token_id
         self.save_fn = save_fn  # (model, directory) -> None for methods whose checkpoints are not save_pretrained
         self.adapter_record = adapter_record  # written as glmtune_adapter.json next to every adapter checkpoint
+        self.router_loss = router_loss  # MoE: a RouterAuxLoss whose mean joins each training log
 
     def create_accelerator_and_postprocess(self) -> None:
         super().create_accelerator_and_postprocess()
         if distributed.promote_cpu_fsdp(self.accelerator, self.args.fsdp_plugin_args):
             self.is_fsdp_enabled = True
+
+    def log(self, logs: dict[str, float], start_time: float | None = None) -> None:
+        """Training logs of MoE models also carry ``router_aux_loss`` (the mean since the last log)."""
+        if self.router_loss is not None and "loss" in logs:
+            value = self.router_loss.pop_mean()
+            if value is not None:
+                logs["router_aux_loss"] = round(value, 4)
+        super().log(logs, start_time)
 
     # ------------------------------------------------------------------------------------- custom model files
     def save_model(self, output_dir: str | None = None, _internal_call: bool = False) -> None:

@@ -30,6 +30,7 @@ OBSERVATION = json.dumps({"temperature": 22, "sky": "sunny"})
 FINAL_ANSWER = "It is sunny and 22 degrees in Paris."
 GREETING = "hello"
 GREETING_ANSWER = "Hello! I am a tiny GLM model."
+THOUGHT = "The user wants an answer."
 
 
 @dataclass
@@ -43,12 +44,14 @@ def conversations(family: Any) -> list[tuple[list[dict], dict]]:
     """(messages before the reply, the assistant reply) pairs the adapter learns (tools as the engine places them)."""
     from glmtune.infer.tools import tools_system_message
 
+    think = {"reasoning_content": THOUGHT} if family.tool_calls_in_text else {}  # reasoning families think first
     tool_q = tools_system_message(family, [{"role": "user", "content": QUESTION}], [WEATHER_TOOL])
     call = family.format_tool_call(CALL)
-    after = [*tool_q, call, {"role": "observation", "content": OBSERVATION}]
-    answer = {"role": "assistant", "metadata": "", "content": FINAL_ANSWER}
+    after = [*tool_q, call, {"role": "observation", "content": OBSERVATION}]  # the call as a client sends it back
+    answer = {"role": "assistant", "metadata": "", "content": FINAL_ANSWER, **think}
     greet = [{"role": "user", "content": GREETING}]
-    return [(tool_q, call), (after, answer), (greet, {"role": "assistant", "metadata": "", "content": GREETING_ANSWER})]
+    hello = {"role": "assistant", "metadata": "", "content": GREETING_ANSWER, **think}
+    return [(tool_q, {**call, **think}), (after, answer), (greet, hello)]
 
 
 def make_scripted(family_name: str, root: Path, steps: int = 300) -> Scripted:

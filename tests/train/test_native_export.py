@@ -11,21 +11,33 @@ from glmtune.infer.loading import load_for_inference
 from glmtune.model.convert import save_model
 
 
-def _random_adapter(base: Path, out: Path, targets: list[str]) -> None:
+TARGETS = {
+    "glm4-0414": {"target_modules": ["q_proj", "v_proj"]},
+    "glm4-moe": {  # the dense MLP, a shared expert and the routed experts' fused weights
+        "target_modules": ["self_attn.q_proj", "mlp.gate_proj", "shared_experts.down_proj"],
+        "target_parameters": ["mlp.experts.gate_up_proj", "mlp.experts.down_proj"],
+    },
+}
+
+
+def _random_adapter(base: Path, out: Path, targets: dict) -> None:
     from peft import LoraConfig, get_peft_model
+
+    from glmtune.model.lora_targets import explicit_targets
 
     loaded = load_for_inference(base)
     torch.manual_seed(0)
-    config = LoraConfig(r=4, lora_alpha=8, target_modules=targets, init_lora_weights=False, task_type="CAUSAL_LM")
-    get_peft_model(loaded.model, config).save_pretrained(str(out))
+    config = LoraConfig(r=4, lora_alpha=8, init_lora_weights=False, task_type="CAUSAL_LM", **targets)
+    with explicit_targets():
+        get_peft_model(loaded.model, config).save_pretrained(str(out))
 
 
-@pytest.mark.parametrize("variant", ["glm4-0414"])
+@pytest.mark.parametrize("variant", sorted(TARGETS))
 def test_export_merges_into_a_plain_checkpoint(variant: str, tiny_factory, tmp_path: Path) -> None:
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     base = tiny_factory(variant)
-    _random_adapter(base, tmp_path / "lora", ["q_proj", "v_proj"])
+    _random_adapter(base, tmp_path / "lora", TARGETS[variant])
     with_adapter = load_for_inference(base, tmp_path / "lora")
     ids = torch.tensor([with_adapter.family.render_chat(with_adapter.tokenizer, [{"role": "user", "content": "你好"}])])
     with torch.no_grad():
