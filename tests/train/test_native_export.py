@@ -10,7 +10,6 @@ import torch
 from glmtune.infer.loading import load_for_inference
 from glmtune.model.convert import save_model
 
-
 TARGETS = {
     "glm4-0414": {"target_modules": ["q_proj", "v_proj"]},
     "glm4-moe": {  # the dense MLP, a shared expert and the routed experts' fused weights

@@ -88,7 +88,7 @@ def test_aux_loss_is_one_when_balanced() -> None:
 
 
 def test_peft_moe_rewrite_is_pinned() -> None:
-    """glmtune switches off peft's transformers-4 target rewrite for MoE (peft #3711); fail loudly when peft moves it."""
+    """glmtune switches off peft's transformers-4 MoE target rewrite (peft #3711): fail loudly when peft moves it."""
     from peft.tuners import tuners_utils
     from peft.utils import transformers_weight_conversion as conversion
 

@@ -118,7 +118,10 @@ def test_parse_edge_cases() -> None:
         [ToolCall("f", {"x": 1})],
     )
     assert parse_xml_calls("text <tool_call>unfinished<arg_key>") == ("text", [])
-    v = '<tool_call>f\n<arg_key>q</arg_key>\n<arg_value>{"a": [1]}</arg_value>\n<arg_key>s</arg_key>\n<arg_value>"x"</arg_value>\n</tool_call>'
+    v = (
+        '<tool_call>f\n<arg_key>q</arg_key>\n<arg_value>{"a": [1]}</arg_value>\n'
+        '<arg_key>s</arg_key>\n<arg_value>"x"</arg_value>\n</tool_call>'
+    )
     assert parse_xml_calls(v)[1] == [ToolCall("f", {"q": {"a": [1]}, "s": '"x"'})]
     family = get_family("glm-4.7")
     assert family.split_reasoning("step</think>answer", opened=True) == ("step", "answer")
