@@ -258,7 +258,8 @@ def completion(reply: Reply, cid: str, created: int, model: str) -> dict[str, An
     """A ``chat.completion`` body."""
     message: dict[str, Any] = {"role": "assistant", "content": reply.text}
     if reply.tool_calls:
-        message = {"role": "assistant", "content": reply.text or None, "tool_calls": tool_calls_json(reply.tool_calls)}
+        text = (reply.text or None) if reply.message.get("tool_calls") else None  # text beside tagged calls only
+        message = {"role": "assistant", "content": text, "tool_calls": tool_calls_json(reply.tool_calls)}
     if reply.reasoning:
         message["reasoning_content"] = reply.reasoning
     return {

@@ -46,19 +46,19 @@ text = st.text(alphabet=st.characters(blacklist_categories=("Cs",), blacklist_ch
 safe = text.filter(lambda s: not any(t in s for t in TAGS) and "/nothink" not in s)
 name = st.from_regex(r"[a-z][a-z_]{0,8}", fullmatch=True)
 # string arguments are written as they are: one that reads as another JSON value cannot come back as a string
-word = safe.filter(lambda s: _as_json(s) is None)
+word = safe.filter(lambda s: not _reads_as_json(s))
 value = st.one_of(word, st.integers(), st.booleans(), st.lists(st.integers(), max_size=2))
 arguments = st.dictionaries(name, value, max_size=3)
 
 
-def _as_json(s: str):
+def _reads_as_json(s: str) -> bool:
+    """Whether ``s`` reads as a JSON value other than a string (``null``, ``1``, ``[]``...)."""
     import json
 
     try:
-        v = json.loads(s)
+        return not isinstance(json.loads(s), str)
     except ValueError:
-        return None
-    return None if isinstance(v, str) else v
+        return False
 
 
 def hf_call(n: str, a: dict) -> dict:
