@@ -110,7 +110,7 @@ def test_training_data_and_server_prompts(toks: dict[str, Any], tmp_path: Path) 
     engine = Engine(load(make_tiny("chatglm3", tmp_path / "m"), dtype="fp32"))
     openai_tools = [{"type": "function", "function": s} for s in SCHEMAS]
     messages = engine.build_messages([{"role": "user", "content": "天气怎么样?"}], openai_tools)
-    from glmtune.infer.tools import CHATGLM3_TOOLS_PROMPT
+    from glmtune.families.chatglm3 import TOOLS_SYSTEM_PROMPT as CHATGLM3_TOOLS_PROMPT
 
     assert engine.prompt_ids(messages) == official_ids(engine.tokenizer, _messages(SCHEMAS, CHATGLM3_TOOLS_PROMPT))
 
