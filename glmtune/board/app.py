@@ -283,24 +283,11 @@ def run_board(
     config_roots: list[Path] | None = None,
 ) -> None:
     """Serve the board until interrupted (runs it started keep training)."""
-    os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
-    import gradio as gr
+    from glmtune.webui.app import check_port, launch_page
 
-    if not 0 < port < 65536:
-        raise GlmtuneError(f"--port {port}: must be between 1 and 65535")
+    check_port(port)
+    os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
     board = Board(workdir, config_roots=config_roots)
     demo = build_board(board)
     demo.queue(default_concurrency_limit=4)
-    font = gr.themes.Font("system-ui")
-    theme = gr.themes.Default(font=[font, "sans-serif"], font_mono=["ui-monospace", "monospace"])
-    demo.launch(
-        server_name=host,
-        server_port=port,
-        share=False,
-        show_error=True,
-        theme=theme,
-        css=CSS,
-        footer_links=[],
-        pwa=False,
-        ssr_mode=False,
-    )
+    launch_page(demo, host, port, css=CSS)

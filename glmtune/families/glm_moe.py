@@ -10,23 +10,11 @@ preset, ``@name`` is a parameter and ``+name`` a module trained in full; entries
 from __future__ import annotations
 
 from glmtune.families.base import Family, Variant
+from glmtune.families.glm4 import GLM4
 from glmtune.families.glm_xml import Glm45Style, Glm47Style, GlmXmlFamily
 
 GLM45_SPECIALS = (
-    "<|endoftext|>",
-    "[MASK]",
-    "[gMASK]",
-    "[sMASK]",
-    "<sop>",
-    "<eop>",
-    "<|system|>",
-    "<|user|>",
-    "<|assistant|>",
-    "<|observation|>",
-    "<|begin_of_image|>",
-    "<|end_of_image|>",
-    "<|begin_of_video|>",
-    "<|end_of_video|>",
+    *GLM4.special_tokens,  # GLM-4's specials in GLM-4's order, then the GLM-4.5 additions
     "<|begin_of_audio|>",
     "<|end_of_audio|>",
     "<|begin_of_transcription|>",

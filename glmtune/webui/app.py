@@ -160,30 +160,42 @@ def run_webui(
     max_batch_size: int = 16,
 ) -> None:
     """Load ``model`` and serve the chat page until interrupted."""
-    os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
-    import gradio as gr
-
     from glmtune.serve.server import build, tune_process
 
-    if not 0 < port < 65536:
-        raise GlmtuneError(f"--port {port}: must be between 1 and 65535")
+    check_port(port)
     engine, batcher = build(model, adapter, dtype=dtype, max_batch_size=max_batch_size)
     tune_process(engine)
     title = f"glmtune · {Path(model).resolve().name}"
     demo = build_demo(batcher, title=title, settings=settings)
     demo.queue(default_concurrency_limit=max_batch_size)
-    font = gr.themes.Font("system-ui")
-    theme = gr.themes.Default(font=[font, "sans-serif"], font_mono=["ui-monospace", "monospace"])
     try:
-        demo.launch(
-            server_name=host,
-            server_port=port,
-            share=False,
-            show_error=True,
-            theme=theme,
-            footer_links=[],
-            pwa=False,
-            ssr_mode=False,
-        )
+        launch_page(demo, host, port)
     finally:
         batcher.close()
+
+
+def check_port(port: int) -> None:
+    """Refuse a port outside 1..65535 before anything is loaded."""
+    if not 0 < port < 65536:
+        raise GlmtuneError(f"--port {port}: must be between 1 and 65535")
+
+
+def launch_page(demo: Any, host: str, port: int, css: str | None = None) -> None:
+    """Serve a gradio page as every glmtune page is served: local fonts, no share link, no analytics."""
+    os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+    import gradio as gr
+
+    font = gr.themes.Font("system-ui")
+    theme = gr.themes.Default(font=[font, "sans-serif"], font_mono=["ui-monospace", "monospace"])
+    extra = {"css": css} if css else {}
+    demo.launch(
+        server_name=host,
+        server_port=port,
+        share=False,
+        show_error=True,
+        theme=theme,
+        footer_links=[],
+        pwa=False,
+        ssr_mode=False,
+        **extra,
+    )
