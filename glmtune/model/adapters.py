@@ -134,8 +134,13 @@ def base_record(model_dir: Path, family: Family) -> dict[str, Any]:
     return {"family": family.name, "base": str(Path(model_dir).resolve()), "base_config": _config_digest(model_dir)}
 
 
-def _trained_on(adapter_dir: Path) -> tuple[str | None, str | None, str | None]:
-    """(family, base directory, base config digest) an adapter was trained on, as far as it says."""
+_SHAPE = ("padded_vocab_size", "vocab_size", "num_layers", "num_hidden_layers", "hidden_size")
+
+
+def _trained_on(adapter_dir: Path, model_dir: Path) -> tuple[str | None, str | None, str | None]:
+    """(family, base directory, base config digest) an adapter was trained on, as far as it says. Without a
+    glmtune record the family comes from a config, which cannot tell ChatGLM2 from ChatGLM3: it is only given
+    when that config's shape differs from the model's too."""
     record = adapter_dir / BASE_FILE
     if record.is_file():
         data = json.loads(record.read_text(encoding="utf-8"))
@@ -143,18 +148,22 @@ def _trained_on(adapter_dir: Path) -> tuple[str | None, str | None, str | None]:
     try:
         if (adapter_dir / "adapter_config.json").is_file():  # a peft adapter written elsewhere: its named base
             base = json.loads((adapter_dir / "adapter_config.json").read_text()).get("base_model_name_or_path")
-            if base and Path(base).is_dir():
-                return detect_family(read_config(Path(base)), Path(base)).name, base, None
+            config_dir = Path(base) if base and Path(base).is_dir() else None
+        else:  # a P-Tuning checkpoint: the full model config
+            config_dir, base = adapter_dir, read_config(adapter_dir).get("_name_or_path")
+        if config_dir is None:
             return None, base, None
-        config = read_config(adapter_dir)  # a P-Tuning checkpoint: the full model config
-        return detect_family(config, adapter_dir).name, config.get("_name_or_path"), None
+        config, mine = read_config(config_dir), read_config(model_dir)
+        if all(config.get(k) == mine.get(k) for k in _SHAPE):
+            return None, base, None
+        return detect_family(config, config_dir).name, base, None
     except (GlmtuneError, json.JSONDecodeError, OSError):
         return None, None, None
 
 
 def check_base(adapter_dir: Path, model_dir: Path, family: Family) -> None:
     """Refuse an adapter trained on another family; warn when it was trained on another base model."""
-    trained, base, digest = _trained_on(Path(adapter_dir))
+    trained, base, digest = _trained_on(Path(adapter_dir), Path(model_dir))
     if trained and trained != family.name:
         raise GlmtuneError(
             f"{adapter_dir}: trained on a {get_family(trained).title} model ({base}); {model_dir} is "
