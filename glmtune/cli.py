@@ -117,6 +117,10 @@ def chat_cmd(
     compat_official_chat: Annotated[
         bool, typer.Option(help="Reproduce the official chat() quirk of dropping the last generated token.")
     ] = False,
+    thinking: Annotated[
+        bool | None,
+        typer.Option("--thinking/--no-thinking", help="Reasoning models (GLM-Z1, GLM-4.5+): think before answering."),
+    ] = None,
 ) -> None:
     """Chat in the terminal (streaming, history, tools); --prompt for one-shot use."""
     _run("chat", **locals())

@@ -22,13 +22,19 @@ def run_chat(
     seed: int | None,
     dtype: str,
     compat_official_chat: bool,
+    thinking: bool | None = None,
 ) -> None:
     from glmtune.infer import Engine, GenerationParams, Reply
     from glmtune.infer.loading import load_for_inference
     from glmtune.infer.tools import read_tools
 
     tool_defs = read_tools(tools) if tools else None
-    engine = Engine(load_for_inference(model, adapter, dtype=dtype), compat_official_chat=compat_official_chat)
+    switches = {} if thinking is None else {"enable_thinking": thinking}
+    engine = Engine(
+        load_for_inference(model, adapter, dtype=dtype),
+        compat_official_chat=compat_official_chat,
+        template_kwargs=switches,
+    )
     params = GenerationParams(
         max_new_tokens=max_new_tokens, temperature=temperature, top_p=top_p, seed=seed, do_sample=temperature > 0
     )

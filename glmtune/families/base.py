@@ -93,6 +93,7 @@ class Family:
     reasoning: bool = False  # replies may open with a <think> block (returned apart as reasoning_content)
     tool_calls_in_text: bool = False  # tool calls are tagged inside the reply text (content streams before them)
     supports_ptuning: bool = True
+    continuous_batching: bool = True  # the server merges KV caches step by step (False: model.generate batches)
     # where other layers find the family's parts ("module:Class", imported when needed)
     tokenizer_class: str = ""  # glmtune's exact tokenizer (glmtune/tokenization)
     renderer_class: str = ""  # the default-mode data renderer (glmtune/data/render)

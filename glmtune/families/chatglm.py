@@ -64,6 +64,7 @@ CHATGLM = ChatGLMv1Family(
     name="chatglm",
     title="ChatGLM-6B",
     architecture="chatglm-v1",
+    continuous_batching=False,
     tokenizer_file="ice_text.model",
     special_tokens=("[MASK]", "[gMASK]", "[sMASK]", "<unused_0>", "<sop>", "<eop>", "<ENC>", "<dBLOCK>"),
     stop_tokens=(),

@@ -155,4 +155,5 @@ GLM_MOE_DSA = _moe_family(
     styles=(Glm47Style(), Glm45Style()),
     lora_presets=MLA_PRESETS,
     tiny={**MLA_TINY, "index_topk": 8, "index_head_dim": 16, "index_n_heads": 2, "head_dim": 16},
+    continuous_batching=False,  # its sparse-attention indexer keeps its own key cache: served by model.generate
 )

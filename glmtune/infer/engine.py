@@ -195,7 +195,7 @@ class Engine:
             completion_tokens=len(new_ids),
             message=self.family.reply_message(text, calls, reasoning),
             reasoning=reasoning,
-            note=self.empty_note(content_ids) if not text and not calls and finish == "length" else "",
+            note=self.empty_note(content_ids) if not (text or calls or reasoning) and finish == "length" else "",
         )
 
     def empty_note(self, ids: list[int]) -> str:

@@ -122,7 +122,7 @@ class Batcher:
             or 2048
         )
         if backend == "auto":
-            backend = "generate" if engine.family.architecture == "chatglm-v1" else "continuous"
+            backend = "continuous" if engine.family.continuous_batching else "generate"
         self.backend = ContinuousBackend(self) if backend == "continuous" else GenerateBackend(self)
         self._waiting: deque[Job] = deque()
         self._cond = threading.Condition()
