@@ -158,6 +158,12 @@ class Family:
         """The ids a reply calling tool ``name`` begins with (after ``<|assistant|>``: the name line)."""
         raise NotImplementedError(f"{self.title} has no tool-call format")
 
+    def content_start(self, tokenizer: Any) -> list[int] | None:
+        """The ids a plain-content reply begins with, before its text (ChatGLM3 / GLM-4: the empty metadata line);
+        None where it is not fixed (a reply may first reason), so output constraints such as JSON mode cannot
+        tell where the content begins."""
+        return None
+
     def split_reasoning(self, text: str, opened: bool = False) -> tuple[str, str]:
         """(reasoning, the rest) of generated text; ``opened``: the prompt ended inside a think block."""
         return "", text

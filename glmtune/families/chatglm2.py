@@ -40,6 +40,9 @@ class RoundsFamily(Family):
     def tokenizer_options(self, tokenizer_config: dict[str, Any]) -> dict[str, Any]:
         return {"role_tokens": False}  # ChatGLM2's SentencePiece tokenizer has no role tokens
 
+    def content_start(self, tokenizer: Any) -> list[int]:
+        return []  # the reply is the text after "答："
+
     def build_prompt(self, query: str, history: list[tuple[str, str]], system: str = "") -> str:
         """The official ``build_prompt`` / ``build_inputs`` string."""
         prompt = system + self.sep if system else ""

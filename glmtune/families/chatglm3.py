@@ -117,6 +117,9 @@ class ChatGLM3Family(Family):
     def tool_call_start(self, tokenizer: Any, name: str) -> list[int]:
         return tokenizer.build_single_message("assistant", name, "")[1:]
 
+    def content_start(self, tokenizer: Any) -> list[int]:
+        return self.tool_call_start(tokenizer, "")
+
     def parse_reply(self, text: str, tools_available: bool) -> tuple[str, list[ToolCall]]:
         """The official ``process_response``, with the ``eval`` replaced by a literal parser.
 

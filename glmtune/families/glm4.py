@@ -103,6 +103,9 @@ class GLM4Family(Family):
     def tool_call_start(self, tokenizer: Any, name: str) -> list[int]:
         return tokenizer.encode(f"{name}\n", add_special_tokens=False)
 
+    def content_start(self, tokenizer: Any) -> list[int]:
+        return self.tool_call_start(tokenizer, "")
+
     def parse_reply(self, text: str, tools_available: bool) -> tuple[str, list[ToolCall]]:
         """GLM-4 writes a tool call as ``name\\n{json arguments}``; anything else is plain content."""
         text = text.strip()

@@ -178,6 +178,7 @@ def create_app(
                 loop=asyncio.get_running_loop(),
                 starts=prep.starts,
                 starts_after=prep.starts_after,
+                json=prep.json,
             )
         except QueueFull as e:
             raise APIError(429, f"The server is busy ({e}); retry later.", code="queue_full") from None

@@ -25,6 +25,7 @@ import torch
 
 from glmtune.infer.engine import Engine, GenerationParams, Reply
 from glmtune.serve.backends import ContinuousBackend, GenerateBackend
+from glmtune.serve.json_mode import JsonConstraint
 from glmtune.serve.sampling import RowSampling, sample
 from glmtune.serve.textstream import TextStream
 
@@ -143,14 +144,15 @@ class Batcher:
         loop: asyncio.AbstractEventLoop | None = None,
         starts: tuple[tuple[int, ...], ...] = (),
         starts_after: int | None = None,
+        json: JsonConstraint | None = None,
     ) -> Job:
         """Queue a request; pass the running ``loop`` to consume its events with ``async for``; ``starts``: ids
-        one of which the reply must begin with (a forced tool call)."""
+        one of which the reply must begin with (a forced tool call); ``json``: JSON mode."""
         job = Job(
             prompt=list(prompt),
             params=params,
             tools_available=tools_available,
-            sampling=RowSampling(params, presence_penalty, frequency_penalty, starts, starts_after),
+            sampling=RowSampling(params, presence_penalty, frequency_penalty, starts, starts_after, json),
             stream=TextStream(
                 self.engine.tokenizer,
                 self.engine.family,

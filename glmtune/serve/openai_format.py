@@ -15,6 +15,7 @@ from typing import Any
 from glmtune.families import Message, ToolCall
 from glmtune.infer.engine import Engine, GenerationParams, Reply
 from glmtune.serve.errors import APIError
+from glmtune.serve.json_mode import JsonConstraint, json_constraint
 from glmtune.serve.limits import MAX_JSON_DEPTH, MAX_STOP_CHARS, json_problem, min_prompt_tokens
 from glmtune.serve.schemas import ChatCompletionRequest, ChatMessage
 
@@ -40,6 +41,7 @@ class Prepared:
     frequency_penalty: float
     starts: tuple[tuple[int, ...], ...] = ()  # tool_choice "required" or named: the reply starts a call
     starts_after: int | None = None  # reasoning families: the call starts right after the reasoning ends
+    json: JsonConstraint | None = None  # response_format json_object
 
 
 def _call_of(call: Any, where: str) -> ToolCall:
@@ -62,6 +64,12 @@ def _call_of(call: Any, where: str) -> ToolCall:
 def to_messages(items: list[ChatMessage], engine: Engine) -> list[Message]:
     """The conversation in glmtune's message form (observations interleaved after their calls)."""
     family = engine.family
+    for k, m in enumerate(items):
+        if m.role == "tool" and not m.tool_call_id:  # OpenAI requires it: which call the result answers
+            where = f"messages.{k}.tool_call_id"
+            raise APIError(
+                400, f"Missing required parameter: '{where}'.", param=where, code="missing_required_parameter"
+            )
     out: list[Message] = []
     i = 0
     while i < len(items):
@@ -110,10 +118,8 @@ def to_messages(items: list[ChatMessage], engine: Engine) -> list[Message]:
                     ),
                     None,
                 )
-                if match is None:  # results without ids answer the calls in order
-                    match = next(
-                        (k for k in range(len(results)) if k not in used and results[k].tool_call_id is None), None
-                    )
+                if match is None and call.id is None:  # a call without an id takes the next result
+                    match = next((k for k in range(len(results)) if k not in used), None)
                 if match is not None:
                     used.add(match)
                     out.append({"role": "observation", "content": results[match].text()})
@@ -178,6 +184,8 @@ def prepare(req: ChatCompletionRequest, engine: Engine, context: int, defaults: 
         raise APIError(400, "Only n=1 is supported.", param="n", code="unsupported_value")
     if req.logprobs:
         raise APIError(400, "logprobs are not supported.", param="logprobs", code="unsupported_value")
+    if req.top_logprobs is not None:
+        raise APIError(400, "Invalid value for 'top_logprobs': it needs 'logprobs' set to true.", param="top_logprobs")
     stop = req.stop_list()
     if len(stop) > 4:
         raise APIError(400, "At most 4 stop sequences are allowed.", param="stop")
@@ -222,16 +230,66 @@ def prepare(req: ChatCompletionRequest, engine: Engine, context: int, defaults: 
         seed=req.seed,
         stop=stop,
     )
+    family, tok = engine.family, engine.tokenizer
     starts: tuple[tuple[int, ...], ...] = ()
     after = None
+    calls = tuple(tuple(family.tool_call_start(tok, t["function"]["name"])) for t in tools or [])
     if forced:  # "required" or a named function: force the call
-        family, tok = engine.family, engine.tokenizer
-        starts = tuple(tuple(family.tool_call_start(tok, t["function"]["name"])) for t in tools)
+        starts = calls
         end = getattr(family, "reasoning_end_id", lambda t: None)(tok)
         after = end if end is not None and end not in prompt[-2:] else None  # thinking off: the block is closed
+    json_prefix = _json_mode(req, engine, forced)
+    constraint = None
+    if json_prefix is not None:
+        constraint = json_constraint(tok, family, engine.stop_ids, json_prefix)
+        starts = (*calls, json_prefix) if json_prefix else ()  # a tool call, or JSON content
     return Prepared(
-        prompt, params, bool(tools), req.presence_penalty or 0.0, req.frequency_penalty or 0.0, starts, after
+        prompt,
+        params,
+        bool(tools),
+        req.presence_penalty or 0.0,
+        req.frequency_penalty or 0.0,
+        starts,
+        after,
+        constraint,
     )
+
+
+def _json_mode(req: ChatCompletionRequest, engine: Engine, forced_call: bool) -> tuple[int, ...] | None:
+    """The content prefix JSON mode starts after (None: no JSON mode); 400s as OpenAI's for what it refuses."""
+    fmt = req.response_format
+    if fmt is None or fmt.type == "text":
+        return None
+    if fmt.type == "json_schema":
+        raise APIError(
+            400,
+            'response_format type \'json_schema\' is not supported by this server; use {"type": "json_object"} '
+            "(the reply is constrained to a JSON object) and describe the schema in the messages.",
+            param="response_format.type",
+            code="unsupported_value",
+        )
+    start = engine.family.content_start(engine.tokenizer)
+    if start is None:
+        raise APIError(
+            400,
+            f"response_format 'json_object' is not supported for {engine.family.title} (its replies may reason "
+            "before the content).",
+            param="response_format",
+            code="unsupported_value",
+        )
+    if forced_call:
+        raise APIError(
+            400,
+            "response_format 'json_object' cannot be combined with a tool_choice that forces a tool call.",
+            param="response_format",
+        )
+    if not any("json" in m.text().lower() for m in req.messages):
+        raise APIError(
+            400,
+            "'messages' must contain the word 'json' in some form, to use 'response_format' of type 'json_object'.",
+            param="messages",
+        )
+    return tuple(start)
 
 
 # ---------------------------------------------------------------------------------------------- responses

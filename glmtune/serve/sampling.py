@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 import torch
 
 from glmtune.infer.engine import GenerationParams
+from glmtune.serve.json_mode import JsonConstraint
 
 
 @dataclass
@@ -23,6 +24,7 @@ class RowSampling:
     frequency_penalty: float = 0.0
     starts: tuple[tuple[int, ...], ...] = ()  # the reply must begin with one of these (a forced tool call)
     after: int | None = None  # ... or, when set, what follows this token (the end of the reasoning) must
+    json: JsonConstraint | None = None  # JSON mode: once its prefix is written, only JSON may follow
     generator: torch.Generator = field(init=False)
 
     def __post_init__(self) -> None:
@@ -171,7 +173,12 @@ def sample(
             masked[keep] = logits[i, keep]
             logits[i] = masked
     out = logits.argmax(dim=-1).tolist()
-    hot = [i for i, row in enumerate(rows) if not row.greedy]
+    constrained = set()
+    for i, row in enumerate(rows):
+        if row.json is not None and row.allowed(generated[i]) is None and row.json.active(generated[i]):
+            out[i] = row.json.pick(logits[i], generated[i], not row.greedy, row.params.temperature, row.generator)
+            constrained.add(i)
+    hot = [i for i, row in enumerate(rows) if not row.greedy and i not in constrained]
     if hot:
         dev = logits.device
         temps = torch.tensor([rows[i].params.temperature for i in hot], device=dev)

@@ -77,6 +77,18 @@ class ChatTemplateKwargs(_Model):
     clear_thinking: bool | None = None
 
 
+class JsonSchemaFormat(_Model):
+    name: str
+    description: str | None = None
+    schema_: dict[str, Any] | None = Field(default=None, alias="schema")
+    strict: bool | None = None
+
+
+class ResponseFormat(_Model):
+    type: Literal["text", "json_object", "json_schema"]
+    json_schema: JsonSchemaFormat | None = None
+
+
 class StreamOptions(_Model):
     include_usage: bool = False
 
@@ -98,6 +110,8 @@ class ChatCompletionRequest(_Model):
     presence_penalty: float | None = Field(default=None, ge=-2, le=2)
     frequency_penalty: float | None = Field(default=None, ge=-2, le=2)
     logprobs: bool | None = None
+    top_logprobs: int | None = Field(default=None, ge=0, le=20)
+    response_format: ResponseFormat | None = None
     parallel_tool_calls: bool | None = None
     user: str | None = None
     chat_template_kwargs: ChatTemplateKwargs | None = None  # vLLM's name: switches of the chat template

@@ -66,7 +66,7 @@ class Server:
         return httpx.post(f"{self.url}/v1/chat/completions", content=body, headers=h, timeout=60)
 
 
-def start_cli(args: list[str], log: Path, url: str, deadline_s: float = 90, path: str = "/health") -> subprocess.Popen:
+def start_cli(args: list[str], log: Path, url: str, deadline_s: float = 180, path: str = "/health") -> subprocess.Popen:
     """Start ``python -m glmtune.cli ARGS`` and wait until ``url`` + ``path`` answers 200."""
     env = {**os.environ, "PYTHONUNBUFFERED": "1", "GRADIO_ANALYTICS_ENABLED": "False"}
     with open(log, "wb") as out:
