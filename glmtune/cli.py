@@ -38,6 +38,11 @@ def _root(
 # ---------------------------------------------------------------------------------------------------- options
 # Options several commands share, declared once.
 ModelArg = Annotated[Path, typer.Argument(help="Model directory, or a LoRA/P-Tuning checkpoint naming its base.")]
+# every --family name (glmtune.families.VARIANTS; kept literal so --help imports no family code; a unit test checks it)
+FAMILY_HELP = (
+    "chatglm | chatglm2 | chatglm3 | chatglm3-base | chatglm3-32k | glm4 | glm4-0414 | glm-z1-0414 | glm4-moe | "
+    "glm-4.7 | glm4-moe-lite | glm-moe-dsa"
+)
 AdapterOpt = Annotated[Path | None, typer.Option(help="LoRA adapter or P-Tuning checkpoint directory.")]
 DtypeOpt = Annotated[str, typer.Option(help="auto | fp32 | bf16 | fp16")]
 FamilyOpt = Annotated[str | None, typer.Option(help="Override family detection (e.g. chatglm2).")]
@@ -46,6 +51,13 @@ TopPOpt = Annotated[float, typer.Option(help="Nucleus sampling: keep the most li
 SeedOpt = Annotated[int | None, typer.Option(help="Random seed for sampling.")]
 HostOpt = Annotated[str, typer.Option(help="Interface to bind (anything but loopback exposes the server).")]
 PortOpt = Annotated[int, typer.Option(help="Port to listen on.")]
+ThinkingOpt = Annotated[
+    bool | None,
+    typer.Option(
+        "--thinking/--no-thinking",
+        help="Reasoning models (GLM-Z1, GLM-4.5+): think before answering (default: the template's own).",
+    ),
+]
 ForceOpt = Annotated[bool, typer.Option(help="Replace the output directory if it exists.")]
 LayoutOpt = Annotated[str, typer.Option(help="native (plain transformers) or original (THUDM layout)")]
 
@@ -61,7 +73,7 @@ def make_tiny_cmd(
     out_dir: Annotated[Path, typer.Argument(help="Directory to write the checkpoint to.")],
     family: Annotated[
         str,
-        typer.Option(help="chatglm | chatglm2 | chatglm3 | chatglm3-base | chatglm3-32k | glm4"),
+        typer.Option(help=FAMILY_HELP),
     ] = "chatglm3",
     fmt: Annotated[str, typer.Option("--format", help="safetensors (sharded, with index) or bin")] = "safetensors",
     seed: Annotated[int, typer.Option(help="Random seed of the weights.")] = 0,
@@ -117,10 +129,7 @@ def chat_cmd(
     compat_official_chat: Annotated[
         bool, typer.Option(help="Reproduce the official chat() quirk of dropping the last generated token.")
     ] = False,
-    thinking: Annotated[
-        bool | None,
-        typer.Option("--thinking/--no-thinking", help="Reasoning models (GLM-Z1, GLM-4.5+): think before answering."),
-    ] = None,
+    thinking: ThinkingOpt = None,
 ) -> None:
     """Chat in the terminal (streaming, history, tools); --prompt for one-shot use."""
     _run("chat", **locals())
@@ -130,7 +139,7 @@ def chat_cmd(
 def predict_cmd(
     model: ModelArg,
     data: Annotated[list[Path], typer.Option(help="Data file(s) in any supported format.")],
-    output: Annotated[Path, typer.Option(help="JSONL output: id, prediction, reference, finish_reason.")],
+    output: Annotated[Path, typer.Option(help="JSONL output: id, prediction, reference, finish_reason, reasoning.")],
     adapter: AdapterOpt = None,
     fmt: Annotated[str | None, typer.Option("--format", help="Data format (detected when omitted).")] = None,
     batch_size: Annotated[int, typer.Option(help="Left-padded generation batch size.")] = 8,
@@ -138,8 +147,10 @@ def predict_cmd(
     temperature: TemperatureOpt = 0.0,
     top_p: TopPOpt = 0.8,
     seed: SeedOpt = None,
+    thinking: ThinkingOpt = None,
 ) -> None:
-    """Generate the last assistant turn of every record in batches (progress bar); ids are kept."""
+    """Generate the last assistant turn of every record in batches (progress bar); ids are kept; reasoning
+    models' <think> text is written apart, as "reasoning"."""
     _run("predict", **locals())
 
 

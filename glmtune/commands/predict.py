@@ -17,6 +17,7 @@ def predictions_for(
     temperature: float = 0.0,
     top_p: float = 0.8,
     seed: int | None = None,
+    thinking: bool | None = None,
 ):
     from glmtune.data import load_records
     from glmtune.data.record import DataErrors
@@ -28,7 +29,8 @@ def predictions_for(
         records = load_records([str(p) for p in data], fmt=fmt)
     except DataErrors as e:  # every record is predicted: there is no --skip-invalid here
         raise DataErrors(e.issues, hint="fix them: every record is predicted") from None
-    engine = Engine(load_for_inference(model, adapter))
+    switches = {} if thinking is None else {"enable_thinking": thinking}
+    engine = Engine(load_for_inference(model, adapter), template_kwargs=switches)
     params = GenerationParams(
         max_new_tokens=max_new_tokens, temperature=temperature, top_p=top_p, do_sample=temperature > 0, seed=seed
     )
@@ -46,10 +48,11 @@ def run_predict(
     temperature: float,
     top_p: float,
     seed: int | None,
+    thinking: bool | None = None,
 ) -> None:
     from glmtune.infer.predict import write_predictions
 
-    preds = predictions_for(model, data, adapter, fmt, batch_size, max_new_tokens, temperature, top_p, seed)
+    preds = predictions_for(model, data, adapter, fmt, batch_size, max_new_tokens, temperature, top_p, seed, thinking)
     write_predictions(output, preds)
     typer.echo(f"wrote {len(preds)} predictions to {output}")
     empty = [p for p in preds if p.note]

@@ -21,17 +21,18 @@ class Prediction:
     reference: str | None
     finish_reason: str
     note: str = ""  # not written: why an empty prediction is empty (Reply.note)
+    reasoning: str = ""  # reasoning families: the reply's <think> text, written apart (metrics score the answer)
 
     def to_json(self) -> str:
-        return json.dumps(
-            {
-                "id": self.id,
-                "prediction": self.prediction,
-                "reference": self.reference,
-                "finish_reason": self.finish_reason,
-            },
-            ensure_ascii=False,
-        )
+        row: dict[str, Any] = {
+            "id": self.id,
+            "prediction": self.prediction,
+            "reference": self.reference,
+            "finish_reason": self.finish_reason,
+        }
+        if self.reasoning:
+            row["reasoning"] = self.reasoning
+        return json.dumps(row, ensure_ascii=False)
 
 
 def record_messages(record: Any, family: Any) -> list[dict[str, Any]]:
@@ -92,7 +93,7 @@ def predict(
             sid, prompt_ids, reference, has_tools = prepared[i]
             reply = engine.finish(len(prompt_ids), new_ids, has_tools, params, engine.opens_reasoning(prompt_ids))
             text = reply.text if not reply.tool_calls else reply.message["content"]
-            results[i] = Prediction(sid, text, reference, reply.finish_reason, reply.note)
+            results[i] = Prediction(sid, text, reference, reply.finish_reason, reply.note, reply.reasoning)
         bar.update(len(chunk))
     bar.close()
     return [results[i] for i in range(len(prepared))]

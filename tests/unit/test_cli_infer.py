@@ -127,3 +127,27 @@ def test_help_reads_well() -> None:
         assert command in proc.stdout
         sub = glmtune(command, "--help")
         assert sub.returncode == 0 and "Usage" in sub.stdout, command
+
+
+def test_make_tiny_help_names_every_family() -> None:
+    from glmtune.cli import FAMILY_HELP
+    from glmtune.families import VARIANTS
+
+    assert FAMILY_HELP.split(" | ") == list(VARIANTS)
+
+
+def test_predict_writes_reasoning_apart(tmp_path: Path) -> None:
+    """A reasoning family's <think> text goes to "reasoning", never into the scored prediction; --no-thinking
+    renders the template's empty think block, so the whole reply is the answer."""
+    ckpt = make_tiny("glm4-moe-lite", tmp_path / "ckpt")
+    rows = {}
+    for switch in ("--thinking", "--no-thinking"):
+        out = tmp_path / f"{switch}.jsonl"
+        proc = glmtune("predict", str(ckpt), "--data", str(REPO / "examples/adgen_dev.json"), "--output", str(out),
+                       "--max-new-tokens", "6", switch)  # fmt: skip
+        assert proc.returncode == 0, proc.stderr[-2000:]
+        rows[switch] = [json.loads(line) for line in out.read_text().splitlines()]
+    thinking, plain = rows["--thinking"], rows["--no-thinking"]
+    assert any(r.get("reasoning") for r in thinking) and not any("reasoning" in r for r in plain)
+    assert all("<think>" not in r["prediction"] and "</think>" not in r["prediction"] for r in thinking + plain)
+    assert all(r["prediction"] for r in plain)
