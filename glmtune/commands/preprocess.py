@@ -46,8 +46,9 @@ def run_preprocess(
         skip_invalid=skip_invalid,
         num_proc=num_proc,
         use_cache=cache,
+        light=not show,  # only the samples shown are decoded
     )
-    report, ds, used = done.report, done.dataset, done.settings
+    report, table, used = done.report, done.table, done.settings
     for issue in report.invalid:
         print(f"skipped: {issue}", file=err)
     for note in report.notes:
@@ -57,15 +58,19 @@ def run_preprocess(
     limit = used.get("max_length") or used.get("max_seq_length")
     cut = f", {report.truncated} truncated" + (f" to {limit} tokens" if limit else "") if report.truncated else ""
     print(f"wrote {done.written} samples from {report.records} records to {output}{cut}", file=err)
+    rows = table.drop_columns(["length"]) if "length" in table.column_names else table
     if show:
         from glmtune.data.show import show_samples
 
-        show_samples(ds.select(range(min(show, len(ds)))).to_list(), done.tokenizer, show)
+        show_samples(rows.slice(0, min(show, table.num_rows)).to_pylist(), done.tokenizer, show)
     if stats:
         from glmtune.data.stats import format_stats, length_stats, real_lengths
 
-        rows = ds.select_columns([k for k in ds.column_names if k != "length"])
-        lengths = ds["length"] if mode == DEFAULT_MODE else real_lengths(rows.to_list(), done.tokenizer.pad_token_id)
+        lengths = (
+            table.column("length").to_pylist()
+            if mode == DEFAULT_MODE
+            else real_lengths(rows.to_pylist(), done.tokenizer.pad_token_id)
+        )
         width = int(limit or used.get("max_source_length", 0) + used.get("max_target_length", 0) or 2048)
         print(format_stats(length_stats(lengths, width, report.truncated)))
     return report

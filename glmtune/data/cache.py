@@ -2,8 +2,9 @@
 
 The fingerprint hashes the bytes of every input file (xxh3, so even GBs hash in about a second), the tokenizer's
 vocabulary file and chat template, the family, the format/column mapping, the mode and every setting, and the
-data layer's version. Entries are ``datasets`` directories (``save_to_disk``) written to a temporary sibling and
-renamed into place, under ``$GLMTUNE_CACHE`` (default ``~/.cache/glmtune``) ``/prep/<fingerprint>``.
+data layer's version. An entry is one Arrow stream file (the format ``datasets`` memory-maps) plus a meta file,
+written with pyarrow alone (``glmtune preprocess`` never imports ``datasets``) to a temporary sibling and renamed
+into place, under ``$GLMTUNE_CACHE`` (default ``~/.cache/glmtune``) ``/prep/<fingerprint>``.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from typing import Any
 
 import xxhash
 
-DATA_VERSION = "2"  # 2: ChatGLM2 default mode keeps a `sop` piece in message text as text
+DATA_VERSION = "3"  # 2: ChatGLM2 default mode keeps a `sop` piece in message text as text; 3: one Arrow file
 """Bump when rendering changes, so old cache entries are not reused."""
 
 
@@ -48,7 +49,7 @@ def hash_inputs(paths: Iterable[str | Path]) -> str:
 
 def hash_tokenizer(tokenizer: Any) -> str:
     h = xxhash.xxh3_128()
-    h.update(type(tokenizer).__name__.encode())
+    h.update(str(getattr(tokenizer, "cache_name", type(tokenizer).__name__)).encode())
     h.update(str(getattr(tokenizer, "glmtune_family", "")).encode())
     vocab = getattr(tokenizer, "vocab_file", None)
     if vocab and Path(vocab).is_file():
@@ -72,40 +73,51 @@ def entry(key: str, cache_dir: str | Path | None = None) -> Path:
     return cache_root(cache_dir) / "prep" / key
 
 
-def load(key: str, cache_dir: str | Path | None = None) -> tuple[Any, dict[str, Any]] | None:
-    """(dataset, meta) of a cache entry, or None."""
+DATA_FILE = "data.arrow"
+META_FILE = "glmtune_meta.json"
+
+
+def load_table(key: str, cache_dir: str | Path | None = None) -> tuple[Any, dict[str, Any]] | None:
+    """(memory-mapped ``pyarrow.Table``, meta) of a cache entry, or None."""
     path = entry(key, cache_dir)
-    meta_path = path / "glmtune_meta.json"
-    if not meta_path.is_file():
+    if not (path / META_FILE).is_file():
         return None
-    import datasets
+    import pyarrow as pa
 
     try:
-        ds = datasets.load_from_disk(str(path / "data"))
-        meta = json.loads(meta_path.read_text(encoding="utf-8"))
+        with pa.memory_map(str(path / DATA_FILE)) as source:
+            table = pa.ipc.open_stream(source).read_all()
+        meta = json.loads((path / META_FILE).read_text(encoding="utf-8"))
     except Exception:  # a damaged entry is recomputed
         return None
-    return ds, meta
+    return table, meta
 
 
-def store(key: str, dataset: Any, meta: dict[str, Any], cache_dir: str | Path | None = None) -> Path:
-    """Write a cache entry atomically (temporary sibling, then rename)."""
+def load(key: str, cache_dir: str | Path | None = None) -> tuple[Any, dict[str, Any]] | None:
+    """(memory-mapped ``datasets.Dataset``, meta) of a cache entry, or None."""
+    hit = load_table(key, cache_dir)
+    if hit is None:
+        return None
+    import datasets
+    from datasets.table import MemoryMappedTable
+
+    table = MemoryMappedTable(hit[0], str(entry(key, cache_dir) / DATA_FILE))
+    return datasets.Dataset(table, fingerprint=key), hit[1]
+
+
+def store(key: str, table: Any, meta: dict[str, Any], cache_dir: str | Path | None = None) -> Path:
+    """Write a cache entry (a ``pyarrow.Table``) atomically (temporary sibling, then rename)."""
+    import pyarrow as pa
+
     path = entry(key, cache_dir)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.parent / f".{key}.tmp-{os.getpid()}"
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir()
-    from datasets.utils import logging as ds_logging
-
-    bars = ds_logging.is_progress_bar_enabled()
-    ds_logging.disable_progress_bar()
-    try:
-        dataset.save_to_disk(str(tmp / "data"))
-    finally:
-        if bars:
-            ds_logging.enable_progress_bar()
-    (tmp / "glmtune_meta.json").write_text(json.dumps(meta, ensure_ascii=False), encoding="utf-8")
-    if (path / "glmtune_meta.json").is_file():  # another run stored the same fingerprint meanwhile
+    with pa.OSFile(str(tmp / DATA_FILE), "wb") as sink, pa.ipc.new_stream(sink, table.schema) as writer:
+        writer.write_table(table)
+    (tmp / META_FILE).write_text(json.dumps(meta, ensure_ascii=False), encoding="utf-8")
+    if (path / META_FILE).is_file():  # another run stored the same fingerprint meanwhile
         shutil.rmtree(tmp, ignore_errors=True)
         return path
     shutil.rmtree(path, ignore_errors=True)  # a damaged entry

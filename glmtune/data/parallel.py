@@ -69,23 +69,41 @@ class Columns:
             return np.concatenate(parts) if parts else np.zeros(0, np.int64)
         return np.array([len(x) for x in self.lists.get("input_ids", [])], dtype=np.int64)
 
-    def to_dataset(self, fingerprint: str | None = None) -> Any:
-        """A ``datasets.Dataset`` with these columns and ``length`` (for ``group_by_length``). ``fingerprint``
-        (our cache key) spares ``datasets`` from hashing every token to make one."""
-        import uuid
-
-        import datasets
+    def to_table(self) -> Any:
+        """A ``pyarrow.Table`` of these columns and ``length`` (for ``group_by_length``), the flat ones zero-copy."""
         import pyarrow as pa
-        from datasets.table import InMemoryTable
 
         arrays: dict[str, Any] = {}
         for key, chunks in self.flat.items():
-            lists = [pa.ListArray.from_arrays(pa.array(o.astype(np.int32)), pa.array(v)) for v, o in chunks]
+            lists = [pa.ListArray.from_arrays(_int32(o), _int32(v)) for v, o in chunks]
             arrays[key] = pa.chunked_array(lists, type=pa.list_(pa.int32()))
         for key, values in self.lists.items():
             arrays[key] = pa.array(values)
-        arrays["length"] = pa.array(self.lengths().astype(np.int32))
-        return datasets.Dataset(InMemoryTable(pa.table(arrays)), fingerprint=fingerprint or uuid.uuid4().hex)
+        arrays["length"] = _int32(self.lengths())
+        return pa.table(arrays)
+
+    def to_dataset(self, fingerprint: str | None = None) -> Any:
+        """A ``datasets.Dataset`` of :meth:`to_table`. ``fingerprint`` (our cache key) spares ``datasets`` from
+        hashing every token to make one."""
+        return table_dataset(self.to_table(), fingerprint)
+
+
+def _int32(values: np.ndarray) -> Any:
+    """An Arrow int32 array over a numpy array's memory (``pa.array`` would import pandas to inspect it)."""
+    import pyarrow as pa
+
+    values = np.ascontiguousarray(values, dtype=np.int32)
+    return pa.Array.from_buffers(pa.int32(), len(values), [None, pa.py_buffer(values)])
+
+
+def table_dataset(table: Any, fingerprint: str | None = None) -> Any:
+    """An in-memory ``datasets.Dataset`` over a ``pyarrow.Table`` (no copy)."""
+    import uuid
+
+    import datasets
+    from datasets.table import InMemoryTable
+
+    return datasets.Dataset(InMemoryTable(table), fingerprint=fingerprint or uuid.uuid4().hex)
 
 
 # ---------------------------------------------------------------------------------------------------- default mode

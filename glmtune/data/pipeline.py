@@ -239,6 +239,29 @@ def prepare_dataset(
     tokenizer: Any,
     family: Family | str | None = None,
     *,
+    cache_dir: str | Path | None = None,
+    use_cache: bool = True,
+    **kwargs: Any,
+) -> Any:
+    """A ``datasets.Dataset`` of rendered samples (plus a ``length`` column for ``group_by_length``), computed once
+    per (data, tokenizer, settings) fingerprint and then memory-mapped from the cache (see :func:`prepare_table`
+    for the arguments)."""
+    from glmtune.data import cache
+    from glmtune.data.parallel import table_dataset
+
+    table, key, cached = prepare_table(paths, tokenizer, family, cache_dir=cache_dir, use_cache=use_cache, **kwargs)
+    if cached:
+        hit = cache.load(key, cache_dir)
+        if hit is not None:
+            return hit[0]
+    return table_dataset(table, key)
+
+
+def prepare_table(
+    paths: str | Path | Sequence[str | Path],
+    tokenizer: Any,
+    family: Family | str | None = None,
+    *,
     mode: str = DEFAULT_MODE,
     fmt: str | FormatSpec | None = None,
     columns: dict[str, Any] | None = None,
@@ -250,9 +273,9 @@ def prepare_dataset(
     num_proc: int | None = None,
     report: Report | None = None,
     **settings: Any,
-) -> Any:
-    """A ``datasets.Dataset`` of rendered samples (plus a ``length`` column for ``group_by_length``), computed once
-    per (data, tokenizer, settings) fingerprint and then loaded from the cache."""
+) -> tuple[Any, str, bool]:
+    """(``pyarrow.Table`` of the rendered samples and ``length``, its fingerprint, whether it is in the cache):
+    loaded from the cache when there, else rendered and stored. Needs pyarrow only, not ``datasets``."""
     from glmtune.data import cache
 
     family = (
@@ -274,12 +297,12 @@ def prepare_dataset(
     }
     key = cache.fingerprint(path_list, tokenizer, key_settings)
     if use_cache:
-        hit = cache.load(key, cache_dir)
+        hit = cache.load_table(key, cache_dir)
         if hit is not None:
-            ds, meta = hit
+            table, meta = hit
             if report is not None:
                 report.merge(Report.from_json(meta["report"]))
-            return ds
+            return table, key, True
     local = Report()
     raws, read_issues = read_paths(path_list, split, lazy=mode == DEFAULT_MODE)
     try:
@@ -301,12 +324,9 @@ def prepare_dataset(
         if not skip_invalid:
             raise DataErrors(read_issues)
         local.invalid = _in_order(read_issues + local.invalid)
-    ds = cols.to_dataset(key)
+    table = cols.to_table()
     if use_cache:
-        cache.store(key, ds, {"report": local.to_json(), "fingerprint": key}, cache_dir)
-        loaded = cache.load(key, cache_dir)
-        if loaded is not None:
-            ds = loaded[0]
+        cache.store(key, table, {"report": local.to_json(), "fingerprint": key}, cache_dir)
     if report is not None:
         report.merge(local)
-    return ds
+    return table, key, use_cache

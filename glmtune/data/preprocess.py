@@ -17,7 +17,7 @@ from typing import Any
 import orjson
 
 from glmtune.data.formats import FormatSpec, detect, get_spec, spec_from_dataset_info
-from glmtune.data.pipeline import DEFAULT_MODE, prepare_dataset
+from glmtune.data.pipeline import DEFAULT_MODE, prepare_table
 from glmtune.data.read import read_paths
 from glmtune.data.record import Report
 from glmtune.data.render.official import get_mode
@@ -25,12 +25,13 @@ from glmtune.errors import GlmtuneError
 from glmtune.families import Family, detect_family, get_family, read_config
 
 
-def model_tokenizer(model: Path, family: str | None) -> tuple[Any, Family]:
-    """The tokenizer of a checkpoint (or tokenizer) directory and its family (detected unless named)."""
-    from glmtune.tokenization import load_tokenizer
+def model_tokenizer(model: Path, family: str | None, light: bool = False) -> tuple[Any, Family]:
+    """The tokenizer of a checkpoint (or tokenizer) directory and its family (detected unless named); ``light``:
+    only what the default-mode renderers use (:func:`glmtune.tokenization.load_encoder`)."""
+    from glmtune.tokenization import load_encoder, load_tokenizer
 
     fam = get_family(family) if family else detect_family(read_config(model), model)
-    return load_tokenizer(model, fam), fam
+    return (load_encoder if light else load_tokenizer)(model, fam), fam
 
 
 def parse_columns(
@@ -138,19 +139,22 @@ def ptuning_columns(
     return {k: v for k, v in out.items() if v is not None}
 
 
-def write_jsonl(path: Path, dataset: Any) -> int:
-    """Rows of ``dataset`` (without ``length``) as JSON lines, atomically."""
-    keys = [k for k in dataset.column_names if k != "length"]
+def write_jsonl(path: Path, table: Any) -> int:
+    """Rows of a ``pyarrow.Table`` (without ``length``) as JSON lines, atomically. Integer list columns go from
+    Arrow's buffers to orjson as numpy views (no Python list per token); other columns row by row."""
+    keys = [k for k in table.column_names if k != "length"]
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     n = 0
     try:
-        with open(tmp, "wb") as f:
-            for batch in dataset.select_columns(keys).iter(batch_size=1000):
-                cols = [batch[k] for k in keys]
-                for values in zip(*cols, strict=True):
-                    f.write(orjson.dumps(dict(zip(keys, values, strict=True))))
-                    f.write(b"\n")
-                    n += 1
+        with open(tmp, "wb", buffering=1 << 20) as f:
+            columns = _int_list_columns(table, keys)
+            if columns is not None:
+                n = _write_int_lists(f, keys, columns)
+            else:
+                for batch in table.select(keys).to_batches(max_chunksize=1000):
+                    for row in batch.to_pylist():
+                        f.write(orjson.dumps(row, option=orjson.OPT_APPEND_NEWLINE))
+                        n += 1
         os.replace(tmp, path)
     finally:
         if tmp.exists():
@@ -158,11 +162,57 @@ def write_jsonl(path: Path, dataset: Any) -> int:
     return n
 
 
+def _int_list_columns(table: Any, keys: list[str]) -> list[list[tuple[Any, Any]]] | None:
+    """Per key, the (values, offsets) numpy views of each Arrow chunk, when every key is an integer list column
+    without nulls and all have the same chunks; else None."""
+    import pyarrow as pa
+
+    table = table.select(keys).combine_chunks() if len({table.column(k).num_chunks for k in keys}) > 1 else table
+    out: list[list[tuple[Any, Any]]] = []
+    for key in keys:
+        column = table.column(key)
+        if not pa.types.is_list(column.type) or not pa.types.is_integer(column.type.value_type):
+            return None
+        chunks = []
+        for chunk in column.chunks:
+            if chunk.null_count or chunk.values.null_count:
+                return None
+            chunks.append((_numpy(chunk.values), _numpy(chunk.offsets)))
+        out.append(chunks)
+    sizes = [[len(o) for _, o in chunks] for chunks in out]
+    return out if all(s == sizes[0] for s in sizes) else None
+
+
+def _numpy(array: Any) -> Any:
+    """A numpy view of an Arrow integer array without nulls (``to_numpy`` would import pandas to check it)."""
+    import numpy as np
+    import pyarrow as pa
+
+    kind = "i" if pa.types.is_signed_integer(array.type) else "u"
+    data = np.frombuffer(array.buffers()[1], dtype=np.dtype(f"{kind}{array.type.bit_width // 8}"))
+    return data[array.offset : array.offset + len(array)]
+
+
+def _write_int_lists(f: Any, keys: list[str], columns: list[list[tuple[Any, Any]]]) -> int:
+    option = orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_APPEND_NEWLINE
+    dumps = orjson.dumps
+    n = 0
+    for parts in zip(*columns, strict=True):
+        bounds = [offsets.tolist() for _, offsets in parts]
+        values = [v for v, _ in parts]
+        for i in range(len(bounds[0]) - 1):
+            row = {k: v[b[i] : b[i + 1]] for k, v, b in zip(keys, values, bounds, strict=True)}
+            f.write(dumps(row, option=option))
+        n += len(bounds[0]) - 1
+    return n
+
+
 @dataclass
 class Preprocessed:
-    """What :func:`preprocess` did: the rendered dataset, the rows written and the report of the records."""
+    """What :func:`preprocess` did: the rendered samples (a ``pyarrow.Table`` with ``length``), the rows written
+    and the report of the records."""
 
-    dataset: Any
+    table: Any
     written: int
     report: Report
     tokenizer: Any
@@ -184,9 +234,11 @@ def preprocess(
     skip_invalid: bool = False,
     num_proc: int | None = None,
     use_cache: bool = True,
+    light: bool = False,
 ) -> Preprocessed:
-    """Render ``data`` for ``model``'s tokenizer and write it to ``output`` (JSON lines, atomically); prints nothing."""
-    tokenizer, fam = model_tokenizer(model, family)
+    """Render ``data`` for ``model``'s tokenizer and write it to ``output`` (JSON lines, atomically); prints nothing.
+    ``light``: the default mode renders with the family's light encoder (then ``tokenizer`` cannot decode)."""
+    tokenizer, fam = model_tokenizer(model, family, light=light and mode == DEFAULT_MODE)
     source = data_source(fmt, columns)
     data = list(data) or ([source.data_file] if source.data_file else [])
     if not data:
@@ -194,7 +246,7 @@ def preprocess(
     settings = {k: v for k, v in (settings or {}).items() if v is not None}
     settings = mode_source_settings(mode, data, split, source, settings)
     report = Report()
-    ds = prepare_dataset(
+    table, _, _ = prepare_table(
         data,
         tokenizer,
         fam,
@@ -208,7 +260,7 @@ def preprocess(
         report=report,
         **settings,
     )
-    if len(ds) == 0:
+    if table.num_rows == 0:
         where = ", ".join(str(p) for p in data)
         why = (
             "every record was invalid (run without --skip-invalid to list them)"
@@ -217,5 +269,5 @@ def preprocess(
         )
         raise GlmtuneError(f"{where}: {why}; nothing written to {output}")
     output.parent.mkdir(parents=True, exist_ok=True)
-    n = write_jsonl(output, ds)
-    return Preprocessed(dataset=ds, written=n, report=report, tokenizer=tokenizer, settings=settings)
+    n = write_jsonl(output, table)
+    return Preprocessed(table=table, written=n, report=report, tokenizer=tokenizer, settings=settings)

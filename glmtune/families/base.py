@@ -96,6 +96,7 @@ class Family:
     continuous_batching: bool = True  # the server merges KV caches step by step (False: model.generate batches)
     # where other layers find the family's parts ("module:Class", imported when needed)
     tokenizer_class: str = ""  # glmtune's exact tokenizer (glmtune/tokenization)
+    encoder_class: str = ""  # a lighter class with what the default-mode renderer uses (no transformers); "": none
     renderer_class: str = ""  # the default-mode data renderer (glmtune/data/render)
     fast_tokenizer: FastTokenizerSpec | None = None  # None: no tokenizer.json export (ChatGLM-6B keeps its own)
     checkpoint_template: bool = False  # render the chat_template a checkpoint ships instead of the built-in one

@@ -104,6 +104,7 @@ CHATGLM2 = RoundsFamily(
     invalid_score_token=5,
     variants=(Variant("chatglm2", "THUDM/chatglm2-6b", {"seq_length": 32768}),),
     tokenizer_class="glmtune.tokenization.sentencepiece_glm:SentencePieceGLMTokenizer",
+    encoder_class="glmtune.tokenization.sp_core:SentencePieceCore",
     renderer_class="glmtune.data.render.chatglm2:ChatGLM2Renderer",
     fast_tokenizer=SENTENCEPIECE_FAST,
     tiny_tokenizer="chatglm_sp.model",

@@ -163,6 +163,7 @@ CHATGLM3 = ChatGLM3Family(
     invalid_score_token=5,
     supports_tools=True,
     tokenizer_class="glmtune.tokenization.sentencepiece_glm:SentencePieceGLMTokenizer",
+    encoder_class="glmtune.tokenization.sp_core:SentencePieceCore",
     renderer_class="glmtune.data.render.chatglm3:ChatGLM3Renderer",
     fast_tokenizer=replace(SENTENCEPIECE_FAST, chat_template=FAST_CHAT_TEMPLATE),
     tools_system_prompt=TOOLS_SYSTEM_PROMPT,

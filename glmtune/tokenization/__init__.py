@@ -17,6 +17,17 @@ def load_tokenizer(directory: str | Path, family: Family, **kwargs: Any) -> Any:
     Reads ``tokenizer_config.json`` only for data (e.g. GLM-4's ``chat_template``, v1's ``num_image_tokens``);
     ``tokenizer_class``/``auto_map`` are ignored, so nothing from the directory is imported.
     """
+    return _load(directory, family, family.tokenizer_class, kwargs)
+
+
+def load_encoder(directory: str | Path, family: Family) -> Any:
+    """What the default-mode renderers need of a tokenizer, as light as the family allows: its
+    :attr:`~glmtune.families.Family.encoder_class` where it has one (ChatGLM2/3: the official ``SPTokenizer``
+    layer alone, no transformers import), else the full tokenizer. Same cache key as :func:`load_tokenizer`."""
+    return _load(directory, family, family.encoder_class or family.tokenizer_class, {})
+
+
+def _load(directory: str | Path, family: Family, class_name: str, kwargs: dict[str, Any]) -> Any:
     directory = Path(directory)
     vocab = directory / family.tokenizer_file
     if not vocab.is_file():
@@ -35,7 +46,7 @@ def load_tokenizer(directory: str | Path, family: Family, **kwargs: Any) -> Any:
         tokenizer.glmtune_family = family.name
         return tokenizer
     try:
-        tokenizer = _tokenizer_class(family)(str(vocab), **family.tokenizer_options(cfg), **kwargs)
+        tokenizer = _tokenizer_class(family, class_name)(str(vocab), **family.tokenizer_options(cfg), **kwargs)
     except GlmtuneError:
         raise
     except Exception as e:  # sentencepiece / tiktoken parse errors
@@ -45,9 +56,10 @@ def load_tokenizer(directory: str | Path, family: Family, **kwargs: Any) -> Any:
     return tokenizer
 
 
-def _tokenizer_class(family: Family) -> type:
-    """The family's :attr:`~glmtune.families.Family.tokenizer_class`, imported."""
-    if not family.tokenizer_class:
+def _tokenizer_class(family: Family, name: str = "") -> type:
+    """The family's :attr:`~glmtune.families.Family.tokenizer_class` (or ``name``), imported."""
+    name = name or family.tokenizer_class
+    if not name:
         raise GlmtuneError(f"no tokenizer for family {family.name}")
-    module, name = family.tokenizer_class.split(":")
-    return getattr(import_module(module), name)
+    module, attr = name.split(":")
+    return getattr(import_module(module), attr)

@@ -18,18 +18,14 @@ import re
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from sentencepiece import SentencePieceProcessor
-
-from glmtune.families.chatglm2 import CHATGLM2
-from glmtune.families.chatglm3 import CHATGLM3
 from glmtune.tokenization.base import GLMTokenizerBase, PrefixTokenizerMixin
+from glmtune.tokenization.sp_core import BASE_SPECIAL_TOKENS, ROLE_TOKENS, SentencePieceCore
 
-BASE_SPECIAL_TOKENS = CHATGLM2.special_tokens  # declared once, in the families
-ROLE_TOKENS = CHATGLM3.special_tokens[len(BASE_SPECIAL_TOKENS) :]
+__all__ = ["BASE_SPECIAL_TOKENS", "ROLE_TOKENS", "SentencePieceGLMTokenizer"]
 PREFIX_TEXT = "[gMASK]sop"  # how the family chat templates write the prefix
 
 
-class SentencePieceGLMTokenizer(PrefixTokenizerMixin, GLMTokenizerBase):
+class SentencePieceGLMTokenizer(SentencePieceCore, PrefixTokenizerMixin, GLMTokenizerBase):
     """Tokenizer of ChatGLM2-6B (``role_tokens=False``) and ChatGLM3-6B (``role_tokens=True``)."""
 
     def __init__(
@@ -41,14 +37,8 @@ class SentencePieceGLMTokenizer(PrefixTokenizerMixin, GLMTokenizerBase):
         encode_special_tokens: bool = False,
         **kwargs: Any,
     ) -> None:
-        self.vocab_file = vocab_file
-        self.sp_model = SentencePieceProcessor(model_file=vocab_file)
-        self.role_tokens = bool(role_tokens)
+        SentencePieceCore.__init__(self, vocab_file, role_tokens)
         self.encode_special_tokens = encode_special_tokens
-        self.n_base = self.sp_model.vocab_size()
-        specials = BASE_SPECIAL_TOKENS + (ROLE_TOKENS if self.role_tokens else ())
-        self.special_tokens = {tok: self.n_base + i for i, tok in enumerate(specials)}
-        self.index_special_tokens = {i: tok for tok, i in self.special_tokens.items()}
         self._role_re = re.compile("|".join(re.escape(t) for t in ROLE_TOKENS)) if self.role_tokens else None
         self._message_re = re.compile(
             "(" + "|".join(re.escape(t) for t in (PREFIX_TEXT, *ROLE_TOKENS)) + ")"
@@ -57,7 +47,7 @@ class SentencePieceGLMTokenizer(PrefixTokenizerMixin, GLMTokenizerBase):
         )
         for name in ("eos_token", "unk_token", "pad_token", "bos_token"):
             kwargs.pop(name, None)
-        super().__init__(
+        super(SentencePieceCore, self).__init__(
             padding_side=padding_side,
             clean_up_tokenization_spaces=clean_up_tokenization_spaces,
             encode_special_tokens=encode_special_tokens,
@@ -80,27 +70,6 @@ class SentencePieceGLMTokenizer(PrefixTokenizerMixin, GLMTokenizerBase):
 
     def __len__(self) -> int:
         return self.vocab_size
-
-    def get_command(self, token: str) -> int:
-        """Id of a special token by its official name (``[gMASK]``, ``sop``, ``<|user|>``, ``<eos>``...)."""
-        named = {"<bos>": self.sp_model.bos_id(), "<eos>": self.sp_model.eos_id(), "<pad>": self.sp_model.unk_id()}
-        if token in named:
-            return named[token]
-        if token not in self.special_tokens:
-            raise KeyError(f"{token} is not a special token of this tokenizer")
-        return self.special_tokens[token]
-
-    @property
-    def eos_token_id(self) -> int:  # type: ignore[override]
-        return self.sp_model.eos_id()
-
-    @property
-    def pad_token_id(self) -> int:  # type: ignore[override]
-        return self.sp_model.unk_id()
-
-    @property
-    def unk_token_id(self) -> int:  # type: ignore[override]
-        return self.sp_model.unk_id()
 
     # ----------------------------------------------------------------- encoding
     def tokenize(self, text: str, **kwargs: Any) -> list[str]:
@@ -129,13 +98,6 @@ class SentencePieceGLMTokenizer(PrefixTokenizerMixin, GLMTokenizerBase):
 
     def _convert_token_to_id_with_added_voc(self, token: str) -> int:
         return self._convert_token_to_id(token)
-
-    def encode_text(self, text: str) -> list[int]:
-        """SentencePiece ids of ``text``, no special-token handling (the official ``tokenizer.tokenizer.encode``)."""
-        return self.sp_model.encode(text)
-
-    def get_prefix_tokens(self) -> list[int]:
-        return [self.special_tokens["[gMASK]"], self.special_tokens["sop"]]
 
     # ----------------------------------------------------------------- chat messages
     def build_single_message(self, role: str, metadata: str, message: str) -> list[int]:

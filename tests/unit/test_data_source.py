@@ -44,8 +44,7 @@ def _train_rows(cfg: Any, family: str) -> list[dict[str, Any]]:
 
 def _preprocess_rows(tmp_path: Path, family: str, data: list[Path], **kwargs: Any) -> list[dict[str, Any]]:
     done = preprocess(TOKS / family, data, tmp_path / "pre.jsonl", family=family, **kwargs)
-    ds = done.dataset
-    return ds.remove_columns([c for c in ds.column_names if c == "length"]).to_list()
+    return done.table.drop_columns(["length"]).to_pylist()
 
 
 DIALOG = [{"dialog": [{"from": "human", "value": f"问题{i}"}, {"from": "gpt", "value": f"回答{i}"}]} for i in range(3)]
