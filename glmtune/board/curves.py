@@ -6,25 +6,18 @@ from collections.abc import Iterable
 from typing import Any
 
 from glmtune.board.runs import RUNNING, RunView
-from glmtune.train.progress import Progress
-
-COLUMNS = ["step", "loss", "series"]
+from glmtune.train.plot import loss_figure
 
 
-def curve_rows(name: str, progress: Progress, with_name: bool = True) -> list[dict[str, Any]]:
-    """(step, loss, series) rows of one run: its train loss, and its eval loss when there is one."""
-    prefix = f"{name} " if with_name else ""
-    rows = [{"step": s, "loss": v, "series": f"{prefix}train"} for s, v in progress.train]
-    rows += [{"step": s, "loss": v, "series": f"{prefix}eval"} for s, v in progress.eval]
-    return rows
+def curve_figure(views: Iterable[RunView], with_name: bool = True, title: str = "loss") -> Any:
+    """The runs' train and eval loss curves, overlaid (a matplotlib figure)."""
+    runs = {(v.name if with_name else ""): (v.progress.train, v.progress.eval) for v in views}
+    return loss_figure(runs, title=title)
 
 
-def curve_frame(views: Iterable[RunView], with_name: bool = True) -> Any:
-    """A pandas DataFrame of the runs' curves, overlaid (one series per run and split)."""
-    import pandas as pd
-
-    rows = [row for view in views for row in curve_rows(view.name, view.progress, with_name)]
-    return pd.DataFrame(rows, columns=COLUMNS)
+def points(views: Iterable[RunView]) -> int:
+    """How many points the runs' curves have (the page redraws a plot only when this changes)."""
+    return sum(len(v.progress.train) + len(v.progress.eval) for v in views)
 
 
 def duration(seconds: float | None) -> str:

@@ -77,6 +77,7 @@ FIELDS: tuple[Field, ...] = (
     Field("data.max_target_length", "Max target length", "int", info=UNSET, modes=SOURCE_MODES, minimum=1),
     Field("data.max_input_length", "Max input length", "int", info=UNSET, modes=DEMO_MODE, minimum=1),
     Field("data.max_output_length", "Max output length", "int", info=UNSET, modes=DEMO_MODE, minimum=1),
+    Field("data.mask_history", "Train only the last reply", "bool", False, modes=("default",)),
     Field("data.pack", "Pack samples", "bool", False, modes=("default",)),
     Field("training.output_dir", "Output directory", "text", info="empty: the run's directory under the board's"),
     Field("training.max_steps", "Max steps", "int", 1000, info="-1: train num_train_epochs epochs"),

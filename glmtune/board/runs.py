@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -26,6 +27,7 @@ from glmtune.train.progress import LOG_FILE, Progress, read_progress
 from glmtune.train.resume import complete_checkpoints
 
 RECORD = "board.json"
+ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
 STARTING, RUNNING, FINISHED, STOPPED, FAILED = "starting", "running", "finished", "stopped", "failed"
 
 
@@ -93,6 +95,18 @@ class RunManager:
 
     def default_output_dir(self, name: str) -> Path:
         return self.run_dir(name)
+
+    def output_in_use(self, output: Path) -> str:
+        """Why a new run may not write to ``output`` (another run's results are there), or ""."""
+        output = output if output.is_absolute() else self.cwd / output
+        for name in self.names():
+            if Path(self.record(name).output_dir).resolve() == output.resolve():
+                return f"training.output_dir: {output} is run {name!r}'s; leave it empty for the run's own"
+        if any((output / f).exists() for f in ("glmtune_run.json", "trainer_state.json")) or complete_checkpoints(
+            output
+        ):
+            return f"training.output_dir: {output} holds another training run; choose another or leave it empty"
+        return ""
 
     # ------------------------------------------------------------------------------------------------ launch
     def launch(self, name: str, raw: dict[str, Any]) -> RunRecord:
@@ -198,9 +212,18 @@ class RunManager:
                 return True
             except subprocess.TimeoutExpired:
                 return False
+        import psutil
+
+        try:
+            other = psutil.Process(pid)  # another board's child: poll it (a reused pid has another start time)
+        except psutil.NoSuchProcess:
+            return True
         end = time.monotonic() + timeout
         while time.monotonic() < end:
-            if not _pid_runs_train(pid):
+            try:
+                if not other.is_running() or other.status() == psutil.STATUS_ZOMBIE:
+                    return True
+            except psutil.NoSuchProcess:
                 return True
             time.sleep(0.1)
         return False
@@ -210,9 +233,9 @@ class RunManager:
         if rec.pid is None:
             return False
         proc = self.procs.get(name)
-        if proc is not None and proc.pid == rec.pid:
-            return proc.poll() is None
-        return _pid_runs_train(rec.pid)
+        if proc is not None and proc.pid == rec.pid and proc.poll() is not None:
+            return False
+        return _pid_runs_train(rec.pid)  # poll() says None while the reaper thread waits: ask the system too
 
     def view(self, name: str) -> RunView:
         """Status, progress and checkpoints of a run."""
@@ -234,7 +257,7 @@ class RunManager:
             status, message = FAILED, self.last_error(name)
         return RunView(name, status, output, progress, complete_checkpoints(output), message)
 
-    def log_tail(self, name: str, lines: int = 40) -> str:
+    def log_tail(self, name: str, lines: int = 14) -> str:
         """The last lines of the run's output, progress bars collapsed to their latest state."""
         path = self.run_dir(name) / "train.log"
         try:
@@ -243,6 +266,7 @@ class RunManager:
                 text = f.read().decode("utf-8", errors="replace")
         except OSError:
             return ""
+        text = ANSI.sub("", text)  # progress bars move the cursor
         rows = [row.rsplit("\r", 1)[-1] for row in text.replace("\r\n", "\n").split("\n")]
         rows = [row for row in rows if row.strip()]
         return "\n".join(rows[-lines:])

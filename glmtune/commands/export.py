@@ -7,12 +7,19 @@ from pathlib import Path
 import typer
 
 
-def run_export(ckpt: Path, out_dir: Path, layout: str, base: Path | None, dtype: str | None, force: bool) -> None:
+def export_checkpoint(
+    ckpt: Path, out_dir: Path, layout: str, base: Path | None, dtype: str | None, force: bool
+) -> tuple[Path, str]:
+    """Write the merged model of ``ckpt``; (where it went, the family's title)."""
     from glmtune.infer.loading import load_for_inference
     from glmtune.model.convert import save_model
 
     loaded = (
         load_for_inference(base, ckpt, merge=True) if base is not None else load_for_inference(ckpt, None, merge=True)
     )
-    path = save_model(loaded, out_dir, layout=layout, dtype=dtype, force=force)
-    typer.echo(f"wrote {layout} {loaded.family.title} checkpoint to {path}")
+    return save_model(loaded, out_dir, layout=layout, dtype=dtype, force=force), loaded.family.title
+
+
+def run_export(ckpt: Path, out_dir: Path, layout: str, base: Path | None, dtype: str | None, force: bool) -> None:
+    path, title = export_checkpoint(ckpt, out_dir, layout, base, dtype, force)
+    typer.echo(f"wrote {layout} {title} checkpoint to {path}")

@@ -57,6 +57,17 @@ def length_stats(lengths: Sequence[int] | np.ndarray, max_length: int, truncated
     }
 
 
+def dataset_stats(ds: Any, mode: str, pad_id: int, settings: dict[str, Any], truncated: int = 0) -> dict[str, Any]:
+    """:func:`length_stats` of a rendered dataset, at the row length its mode's ``settings`` give."""
+    if mode == "default":
+        lengths = ds["length"]
+    else:
+        lengths = real_lengths(ds.select_columns([k for k in ds.column_names if k != "length"]).to_list(), pad_id)
+    limit = settings.get("max_length") or settings.get("max_seq_length")
+    width = int(limit or (settings.get("max_source_length") or 0) + (settings.get("max_target_length") or 0) or 2048)
+    return length_stats(lengths, width, truncated)
+
+
 def format_stats(stats: dict[str, Any]) -> str:
     if not stats.get("samples"):
         return "no samples"

@@ -44,14 +44,18 @@ def test_launch_watch_finish(board: Board, tiny: Path) -> None:
 
     panel = board.panel("first", ["first"])
     assert "finished" in panel.status and "step 8/8" in panel.status and panel.percent == 100
-    assert list(panel.curve["step"]) == list(range(1, 9)) and set(panel.curve["series"]) == {"train"}
-    assert set(panel.compare["series"]) == {"first train"}
+    (line,) = panel.curve().axes[0].lines
+    assert line.get_label() == "train loss" and list(line.get_xdata()) == list(range(1, 9))
+    assert [ln.get_label() for ln in panel.compare().axes[0].lines] == ["first train loss"]
+    assert panel.curve_points == panel.compare_points == 8
     assert panel.table[0][:3] == ["first", "finished", "8/8"]
     assert "trained lora" in panel.log
 
     again, message = board.launch(values, "first")  # a name is one run
     assert "run.name" in again.errors and "taken" in again.errors["run.name"]
     assert board.next_name("first") == "first-2"
+    shared, _ = board.launch(run_values(tiny, **{"training.output_dir": rec.output_dir}), "second")
+    assert "is run 'first'" in shared.errors["training.output_dir"]  # one output directory, one run
 
 
 def test_a_failing_run_says_why(board: Board, tiny: Path, tmp_path: Path) -> None:
