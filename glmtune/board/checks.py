@@ -46,7 +46,8 @@ def describe_model(path: str) -> str:
         family = detect_family(config, directory)
     except GlmtuneError as e:
         raise GlmtuneError(f"model.path: {e}") from None
-    layout = "native" if config.get("model_type") == "glm" else "original THUDM"
+    native = family.architecture == "native" or config.get("model_type") in ("glm", "chatglm_v1")
+    layout = "native" if native else "original THUDM"
     return f"{family.title} (`{family.name}`), {layout} layout"
 
 
