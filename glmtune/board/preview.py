@@ -78,6 +78,7 @@ def render_preview(raw: dict[str, Any], k: int) -> Preview:
     """The first ``k`` training samples of the config ``raw`` and the statistics of all of them."""
     from glmtune.config import build_config
     from glmtune.data.preprocess import model_tokenizer
+    from glmtune.data.record import Report
     from glmtune.data.stats import dataset_stats
     from glmtune.train.datasets import build_datasets, mode_settings
 
@@ -95,6 +96,7 @@ def render_preview(raw: dict[str, Any], k: int) -> Preview:
         parts.append(sample_html(sample, tokenizer))
     parts.append("</div>")
     settings = mode_settings(cfg)
-    stats = dataset_stats(ds, cfg.data.mode, tokenizer.pad_token_id, settings, data.report.truncated)
-    notes = [f"skipped: {issue}" for issue in data.report.invalid] + [f"note: {n}" for n in data.report.notes]
+    report = data.reports.get("train") or Report()
+    stats = dataset_stats(ds, cfg.data.mode, tokenizer.pad_token_id, settings, report.truncated)
+    notes = [f"skipped: {issue}" for issue in report.invalid] + [f"note: {n}" for n in report.notes]
     return Preview("".join(parts), stats, len(ds), notes)

@@ -190,6 +190,7 @@ class RunManager:
             pid = rec.pid
         assert pid is not None
         self._signal(pid, signal.SIGTERM)
+        self._signal(pid, signal.SIGCONT)  # a suspended run (Ctrl-Z, SIGSTOP) takes the SIGTERM too
         if not self._wait_exit(name, pid, timeout):
             self._signal(pid, signal.SIGKILL)
             if not self._wait_exit(name, pid, 10.0):

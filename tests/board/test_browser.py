@@ -15,7 +15,8 @@ from typing import Any
 
 import pytest
 
-from tests.board.conftest import DEV, REPO
+from glmtune.train.resume import step_of as step_of_checkpoint
+from tests.board.conftest import DEV, REPO, hold_at_checkpoint, release
 from tests.serve.conftest import free_port, start_cli, stop
 from tests.serve.test_browser import CHROMIUM_FLAGS, chromium
 
@@ -148,23 +149,24 @@ def drive(page: Any, work: Path, tiny: Path) -> None:
     page.locator("#run_status").get_by_text(re.compile(r"^first: (starting|running)")).wait_for()
     curve = page.locator("#run_curve")
     image = curve.locator("img")
-    early = late = None
-    deadline = time.monotonic() + WAIT_MS / 1000
-    while time.monotonic() < deadline and late is None:
-        step = step_of(page)[0]
-        if early is None and step >= 3 and image.count():
-            time.sleep(1.5)  # the next refresh draws the points logged so far
-            early = image.first.get_attribute("src")
-            shot(page, "curve-early", curve)
-        elif early is not None and step >= 8:
-            time.sleep(1.5)
-            late = image.first.get_attribute("src")
-            shot(page, "curve-late", curve)
+    held = hold_at_checkpoint(work / "runs" / "first", 10)  # suspended mid-run: the page shows a partial curve
+    deadline = time.monotonic() + 60
+    while step_of(page)[0] < (step_of_checkpoint(held) or 0):
+        assert time.monotonic() < deadline, page.locator("#run_status").inner_text()
         time.sleep(0.2)
-    assert early and late, page.locator("#run_log textarea").input_value()
-    assert early != late  # the curve was redrawn as the run went on
+    image.first.wait_for()
+    time.sleep(2.5)  # the page refreshes every second: it has drawn every point the frozen run logged
+    early = image.first.get_attribute("src")
+    early_step = step_of(page)[0]
+    assert 0 < early_step < 10
+    shot(page, "curve-early", curve)
+    release(work / "runs" / "first")
     wait_status(page, "first", "finished")
     assert step_of(page) == (10, 10)
+    time.sleep(2.5)
+    late = image.first.get_attribute("src")
+    shot(page, "curve-late", curve)
+    assert early and late and early != late  # the curve was redrawn as the run went on
     shot(page, "run")
 
     # ---- a second run: stop it after a checkpoint, resume it, compare the two
@@ -174,14 +176,11 @@ def drive(page: Any, work: Path, tiny: Path) -> None:
     fill(page, "training__save_steps", 4)
     page.locator("#launch").click()
     page.locator("#run_status").get_by_text(re.compile(r"^first-2: (starting|running)")).wait_for()
-    deadline = time.monotonic() + WAIT_MS / 1000
-    while step_of(page)[0] < 5 and time.monotonic() < deadline:
-        time.sleep(0.2)
+    hold_at_checkpoint(work / "runs" / "first-2", 16)  # suspended after a checkpoint: it cannot finish first
     page.locator("#stop").click()
     page.locator("#run_message").get_by_text("stopped first-2").wait_for()
     wait_status(page, "first-2", "stopped", 10_000)
-    stopped_at = step_of(page)[0]
-    assert 5 <= stopped_at < 16
+    assert 0 < step_of(page)[0] < 16
     page.locator("#resume").click()
     page.locator("#run_message").get_by_text(re.compile(r"resumed first-2 from checkpoint-\d+")).wait_for()
     wait_status(page, "first-2", "finished")

@@ -10,7 +10,8 @@ import pytest
 
 from glmtune.board.session import Board
 from glmtune.errors import GlmtuneError
-from tests.board.conftest import REPO, run_values, wait_for
+from glmtune.train.resume import step_of
+from tests.board.conftest import REPO, hold_at_checkpoint, run_values, wait_for
 
 pytestmark = pytest.mark.slow
 
@@ -22,10 +23,7 @@ def test_stop_then_resume_from_another_board(board: Board, tiny: Path) -> None:
     with pytest.raises(GlmtuneError, match="still running"):
         board.resume("long")
 
-    def checkpointed(view) -> bool:
-        return any(p.name == "checkpoint-4" for p in view.checkpoints) and view.progress.step >= 5
-
-    wait_for(board, "long", checkpointed)
+    held = hold_at_checkpoint(board.runs.run_dir("long"), 16)  # suspended: it cannot finish before the stop
     other = Board(board.runs.workdir, cwd=REPO)  # a board started later finds the run and its process
     assert other.runs.view("long").status == "running"
     assert other.stop("long") == "stopped long"
@@ -35,6 +33,7 @@ def test_stop_then_resume_from_another_board(board: Board, tiny: Path) -> None:
         assert view.status == "stopped" and not view.progress.ended and view.progress.step < 16
     assert other.stop("long") == "long is not running"
     last = view.checkpoints[-1].name
+    assert step_of(view.checkpoints[-1]) >= step_of(held)  # nothing ran after the hold, nothing was lost
 
     assert other.resume("long") == f"resumed long from {last}"
     view = wait_for(other, "long", lambda v: v.status == "finished")
