@@ -9,7 +9,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from glmtune.data.formats import MISSING, FormatSpec, normalize
+from glmtune.data.formats import MISSING, FormatSpec
+from glmtune.data.normalize import normalize
 from glmtune.data.record import DataIssue, Message, RawRecord, Record, RecordError, type_name
 
 

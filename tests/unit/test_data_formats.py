@@ -10,7 +10,8 @@ from typing import Any
 import pytest
 
 from glmtune.data import load_records
-from glmtune.data.formats import detect, get_spec, normalize, spec_from_dataset_info
+from glmtune.data.formats import detect, get_spec, spec_from_dataset_info
+from glmtune.data.normalize import normalize
 from glmtune.data.record import Origin, RawRecord
 from glmtune.errors import GlmtuneError
 
