@@ -101,6 +101,11 @@ def test_a_whole_run_from_the_page(board_url: tuple[str, Path], tiny: Path) -> N
 
 
 def drive(page: Any, work: Path, tiny: Path) -> None:
+    t0 = time.monotonic()
+
+    def phase(name: str) -> None:  # the time each part took shows on failure (or with -s)
+        print(f"[{time.monotonic() - t0:6.1f} s] {name}", flush=True)
+
     # ---- configure: start from a shipped YAML; a bad model path is named next to its field
     config = REPO / "configs" / "chatglm3" / "lora.yaml"
     start = page.locator("#start_from input").first
@@ -117,23 +122,25 @@ def drive(page: Any, work: Path, tiny: Path) -> None:
     fill(page, "model__path", tiny)
     for elem_id, value in {
         "data__max_length": 128,
-        "training__max_steps": 10,
+        "training__max_steps": 6,
         "training__learning_rate": 0.01,
         "training__logging_steps": 1,
-        "training__save_steps": 5,
-        "training__eval_steps": 5,
+        "training__save_steps": 3,
+        "training__eval_steps": 3,
     }.items():
         fill(page, elem_id, value)
     page.locator("#check").click()
     page.locator("#launch_message").get_by_text("ready to start").wait_for()
     page.locator("#model__path__note").get_by_text("ChatGLM3-6B").wait_for()
     assert page.locator("#model__path__error").is_hidden()
-    page.locator("#yaml_view").get_by_text("max_steps: 10").wait_for()
+    page.locator("#yaml_view").get_by_text("max_steps: 6").wait_for()
     fill(page, "save_path", work / "first.yaml")
     page.locator("#save_yaml").click()
     page.locator("#save_message").get_by_text("saved").wait_for()
-    assert "max_steps: 10" in (work / "first.yaml").read_text(encoding="utf-8")
+    assert "max_steps: 6" in (work / "first.yaml").read_text(encoding="utf-8")
     shot(page, "configure")
+
+    phase("configured")
 
     # ---- preview: rendered samples with their loss mask, and the statistics
     tab(page, "Preview")
@@ -143,13 +150,15 @@ def drive(page: Any, work: Path, tiny: Path) -> None:
     assert page.locator("#preview_samples .tok.loss").count() > 0
     shot(page, "preview")
 
+    phase("previewed")
+
     # ---- run: train to completion, watching the curve grow
     tab(page, "Configure")
     page.locator("#launch").click()
     page.locator("#run_status").get_by_text(re.compile(r"^first: (starting|running)")).wait_for()
     curve = page.locator("#run_curve")
     image = curve.locator("img")
-    held = hold_at_checkpoint(work / "runs" / "first", 10)  # suspended mid-run: the page shows a partial curve
+    held = hold_at_checkpoint(work / "runs" / "first", 6)  # suspended mid-run: the page shows a partial curve
     deadline = time.monotonic() + 60
     while step_of(page)[0] < (step_of_checkpoint(held) or 0):
         assert time.monotonic() < deadline, page.locator("#run_status").inner_text()
@@ -158,38 +167,42 @@ def drive(page: Any, work: Path, tiny: Path) -> None:
     time.sleep(2.5)  # the page refreshes every second: it has drawn every point the frozen run logged
     early = image.first.get_attribute("src")
     early_step = step_of(page)[0]
-    assert 0 < early_step < 10
+    assert 0 < early_step < 6
     shot(page, "curve-early", curve)
     release(work / "runs" / "first")
     wait_status(page, "first", "finished")
-    assert step_of(page) == (10, 10)
+    assert step_of(page) == (6, 6)
     time.sleep(2.5)
     late = image.first.get_attribute("src")
     shot(page, "curve-late", curve)
     assert early and late and early != late  # the curve was redrawn as the run went on
     shot(page, "run")
 
+    phase("first run finished")
+
     # ---- a second run: stop it after a checkpoint, resume it, compare the two
     tab(page, "Configure")
     assert page.locator("#run_name textarea, #run_name input").first.input_value() == "first-2"
-    fill(page, "training__max_steps", 16)
-    fill(page, "training__save_steps", 4)
+    fill(page, "training__max_steps", 8)
+    fill(page, "training__save_steps", 2)
     page.locator("#launch").click()
     page.locator("#run_status").get_by_text(re.compile(r"^first-2: (starting|running)")).wait_for()
-    hold_at_checkpoint(work / "runs" / "first-2", 16)  # suspended after a checkpoint: it cannot finish first
+    hold_at_checkpoint(work / "runs" / "first-2", 8)  # suspended after a checkpoint: it cannot finish first
     page.locator("#stop").click()
     page.locator("#run_message").get_by_text("stopped first-2").wait_for()
     wait_status(page, "first-2", "stopped", 10_000)
-    assert 0 < step_of(page)[0] < 16
+    assert 0 < step_of(page)[0] < 8
     page.locator("#resume").click()
     page.locator("#run_message").get_by_text(re.compile(r"resumed first-2 from checkpoint-\d+")).wait_for()
     wait_status(page, "first-2", "finished")
-    assert step_of(page) == (16, 16)
+    assert step_of(page) == (8, 8)
     page.locator("#compare_pick").get_by_label("first", exact=True).check()
-    wait_text(page, "#runs_table", "16/16", "10/10")
+    wait_text(page, "#runs_table", "8/8", "6/6")
     time.sleep(1.5)
     shot(page, "compare", page.locator("#compare_curve"))
     shot(page, "runs")
+
+    phase("second run stopped, resumed, finished")
 
     # ---- after: evaluate, chat, export the first run
     tab(page, "After")
@@ -216,3 +229,4 @@ def drive(page: Any, work: Path, tiny: Path) -> None:
     page.locator("#export_message").get_by_text("wrote native ChatGLM3-6B checkpoint").wait_for()
     assert (work / "exported" / "config.json").is_file()
     shot(page, "after")
+    phase("evaluated, chatted, exported")
