@@ -24,7 +24,7 @@ def run_chat(
     compat_official_chat: bool,
     thinking: bool | None = None,
 ) -> None:
-    from glmtune.infer import Engine, GenerationParams, Reply
+    from glmtune.infer import Engine, GenerationParams, Reply, Thought
     from glmtune.infer.loading import load_for_inference
     from glmtune.infer.tools import read_tools
 
@@ -46,10 +46,17 @@ def run_chat(
         nonlocal history
         messages = [*history, {"role": role, "content": query}]
         reply: Reply | None = None
+        thinking = False
         for piece in engine.stream(messages, params, tools=tool_defs):
             if isinstance(piece, Reply):
                 reply = piece
+            elif isinstance(piece, Thought):  # the reasoning, dimmed, on lines of its own before the answer
+                thinking = True
+                typer.secho(piece, nl=False, dim=True)
             else:
+                if thinking:
+                    typer.echo()
+                    thinking = False
                 typer.echo(piece, nl=False)
         typer.echo()
         assert reply is not None

@@ -1,5 +1,5 @@
 """Inference: the generation engine (chat, streaming, tool calls, batches) and batch prediction."""
 
-from glmtune.infer.engine import Engine, GenerationParams, Reply
+from glmtune.infer.engine import Engine, GenerationParams, Reply, Thought
 
-__all__ = ["Engine", "GenerationParams", "Reply"]
+__all__ = ["Engine", "GenerationParams", "Reply", "Thought"]

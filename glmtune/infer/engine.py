@@ -1,74 +1,30 @@
 """The one generation layer used by chat, predict, eval, serve and the web UI.
 
-It renders messages with the family's official prompt format, generates left-padded batches with the family's
-stop ids, streams text, parses tool calls safely (never ``eval``) and never mutates the caller's history.
+It renders messages with the family's official prompt format and turns generated ids into replies (stop tokens
+and strings, reasoning split off, tool calls parsed safely, never ``eval``); it never mutates the caller's
+history. The tokens come from the generation core (:mod:`glmtune.infer.decode`), the same one the server's batcher
+schedules, so ``glmtune chat`` and the API sample alike.
 """
 
 from __future__ import annotations
 
 import copy
+import queue
 import threading
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from typing import Any
 
 import torch
-from transformers import LogitsProcessor, LogitsProcessorList, TextIteratorStreamer
 
-from glmtune.families import Message, ToolCall
+from glmtune.families import Message
+from glmtune.infer.params import GenerationParams, Reply
 from glmtune.infer.tools import tools_system_message
 
-
-@dataclass
-class GenerationParams:
-    """Sampling parameters; ``temperature == 0`` or ``do_sample=False`` means greedy."""
-
-    max_new_tokens: int = 256
-    temperature: float = 0.8
-    top_p: float = 0.8
-    top_k: int = 0
-    do_sample: bool = True
-    repetition_penalty: float = 1.0
-    seed: int | None = None
-    stop: list[str] = field(default_factory=list)
-
-    def generate_kwargs(self) -> dict[str, Any]:
-        sample = self.do_sample and self.temperature > 0
-        kwargs: dict[str, Any] = {"max_new_tokens": self.max_new_tokens, "do_sample": sample}
-        if sample:
-            kwargs.update(temperature=self.temperature, top_p=self.top_p)
-            if self.top_k:
-                kwargs["top_k"] = self.top_k
-        if self.repetition_penalty != 1.0:
-            kwargs["repetition_penalty"] = self.repetition_penalty
-        return kwargs
+__all__ = ["Engine", "GenerationParams", "Reply", "Thought"]
 
 
-@dataclass
-class Reply:
-    """One generated assistant turn."""
-
-    text: str
-    tool_calls: list[ToolCall]
-    finish_reason: str  # "stop" | "length" | "tool_calls"
-    prompt_tokens: int
-    completion_tokens: int
-    message: Message  # the assistant message to append to the history
-    note: str = ""  # why a reply is empty although tokens were generated (see Engine.finish)
-    reasoning: str = ""  # the reply's <think> block (families with a reasoning format), apart from ``text``
-
-
-class InvalidScoreLogitsProcessor(LogitsProcessor):
-    """The official guard: NaN/inf scores become a certain pick of one harmless token."""
-
-    def __init__(self, token_id: int) -> None:
-        self.token_id = token_id
-
-    def __call__(self, input_ids: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:
-        if torch.isnan(scores).any() or torch.isinf(scores).any():
-            scores.zero_()
-            scores[..., self.token_id] = 5e4
-        return scores
+class Thought(str):
+    """A reasoning delta from :meth:`Engine.stream` (text of the ``<think>`` block, not of the reply)."""
 
 
 class Engine:
@@ -91,6 +47,7 @@ class Engine:
         self.stop_ids = self.family.stop_token_ids(self.tokenizer)
         self.model.eval()
         self._lock = threading.Lock()
+        self._core: Any = None  # the generation core (glmtune.infer.decode.Decoder), made on first use
 
     @property
     def device(self) -> torch.device:
@@ -136,34 +93,21 @@ class Engine:
         return self.family.reasoning and self.tokenizer.decode(prompt[-3:]).endswith("<think>")
 
     # ------------------------------------------------------------------------------------------- generation
-    def _inputs(self, prompts: list[list[int]]) -> dict[str, torch.Tensor]:
-        batch = self.tokenizer.pad({"input_ids": prompts}, padding="longest", return_tensors="pt")
-        return {k: v.to(self.device) for k, v in batch.items()}
+    def decoder(self) -> Any:
+        """This engine's :class:`~glmtune.infer.decode.Decoder` (one at a time runs, under the engine's lock)."""
+        if self._core is None:
+            from glmtune.infer.decode import Decoder
 
-    def _gen_kwargs(self, params: GenerationParams) -> dict[str, Any]:
-        kwargs = params.generate_kwargs()
-        kwargs.update(
-            eos_token_id=self.stop_ids,
-            pad_token_id=self.tokenizer.pad_token_id,
-            logits_processor=LogitsProcessorList([InvalidScoreLogitsProcessor(self.family.invalid_score_token)]),
-        )
-        return kwargs
+            self._core = Decoder(self)
+        return self._core
 
     def generate_ids(self, prompts: list[list[int]], params: GenerationParams) -> list[list[int]]:
-        """New token ids per prompt (left-padded batch), cut after the first stop token."""
-        inputs = self._inputs(prompts)
-        if params.seed is not None:
-            torch.manual_seed(params.seed)
-        with self._lock, torch.no_grad():
-            out = self.model.generate(**inputs, **self._gen_kwargs(params))
-        width = inputs["input_ids"].shape[1]
-        return [self._cut(row) for row in out[:, width:].tolist()]
-
-    def _cut(self, row: list[int]) -> list[int]:
-        for i, t in enumerate(row):
-            if t in self.stop_ids:
-                return row[: i + 1]
-        return row
+        """New token ids per prompt (generated together), ending with the stop token where one ended the reply."""
+        core = self.decoder()
+        rows = [core.row(p, params) for p in prompts]
+        with self._lock:
+            core.run(rows)
+        return [r.new_ids for r in rows]
 
     def finish(
         self,
@@ -248,34 +192,31 @@ class Engine:
     def stream(
         self, messages: list[Message], params: GenerationParams | None = None, tools: list[dict] | None = None
     ) -> Iterator[str | Reply]:
-        """Yield text deltas as they are generated, then the final :class:`Reply`."""
+        """Yield text deltas as they are generated (reasoning deltas as :class:`Thought`), then the final
+        :class:`Reply`; the deltas add up to the reply's text (tool calls come only in the reply)."""
         params = params or GenerationParams()
         prompt = self.prompt_ids(self.build_messages(messages, tools))
-        streamer = TextIteratorStreamer(self.tokenizer, skip_prompt=True, timeout=600)
-        inputs = self._inputs([prompt])
-        result: dict[str, Any] = {}
+        core = self.decoder()
+        row = core.row(prompt, params, bool(tools))
+        events: queue.SimpleQueue = queue.SimpleQueue()
 
         def run() -> None:
             try:
-                if params.seed is not None:
-                    torch.manual_seed(params.seed)
-                with self._lock, torch.no_grad():
-                    result["out"] = self.model.generate(**inputs, **self._gen_kwargs(params), streamer=streamer)
+                with self._lock:
+                    core.run([row], deliver=lambda evs: [events.put(ev) for _, ev in evs])
             except BaseException as e:  # surfaced to the caller below
-                result["error"] = e
-                streamer.end()
+                events.put(("error", e))
 
         thread = threading.Thread(target=run, daemon=True)
         thread.start()
-        stop_texts = [self.tokenizer.decode([i]) for i in self.stop_ids]
-        for piece in streamer:
-            for s in stop_texts:
-                if s and piece.endswith(s):
-                    piece = piece[: -len(s)]
-            if piece:
-                yield piece
-        thread.join()
-        if "error" in result:
-            raise result["error"]
-        new_ids = self._cut(result["out"][0, inputs["input_ids"].shape[1] :].tolist())
-        yield self.finish(len(prompt), new_ids, bool(tools), params, self.opens_reasoning(prompt))
+        try:
+            while True:
+                kind, value = events.get()
+                if kind == "error":
+                    raise value
+                yield Thought(value) if kind == "reasoning" else value
+                if kind == "done":
+                    break
+        finally:
+            row.cancel()
+            thread.join()

@@ -24,7 +24,7 @@ from transformers.generation.streamers import BaseStreamer
 from transformers.tokenization_utils_base import BatchEncoding
 
 from glmtune.families.chatglm import CHATGLM, process_response_v1
-from glmtune.infer.engine import InvalidScoreLogitsProcessor
+from glmtune.infer.sampling import InvalidScoreLogitsProcessor
 
 History = list[tuple[str, str]]
 

@@ -1,13 +1,11 @@
-"""Continuous batching over the :class:`~glmtune.infer.Engine`: many requests, one forward pass per step.
+"""Continuous batching: a scheduler over the generation core (:class:`glmtune.infer.decode.Decoder`).
 
-One scheduler thread owns the model. Each iteration it runs one decode step for every running request, prefills
-newly arrived requests as one left-padded batch and merges their KV cache into the running one (so a request
-joins at the next step, not after the current batch), and drops finished rows. Every row samples with its own
-parameters and seed (:mod:`glmtune.serve.sampling`), so requests with different settings share a batch.
-
-Families whose model runs the native GLM forward (ChatGLM2/3, GLM-4, with LoRA or a P-Tuning prefix) use that
-loop; ChatGLM-6B's own model class uses dynamic batching instead: waiting requests are generated together by
-``model.generate`` with the same per-row sampling and stopping.
+One scheduler thread owns the model. Each iteration it admits waiting requests (FIFO, within the batch size and a
+prefill budget) and runs one backend step: a decode step for every running request, the newly admitted ones
+prefilled and merged into the running batch (so a request joins at the next step, not after the current batch),
+finished rows dropped (ChatGLM-6B and GLM-5: the waiting requests generated together by ``model.generate``).
+Sampling, stopping, text and reasoning deltas and replies are the core's, exactly as for ``glmtune chat`` and
+``predict``; this module adds the queue, the thread, cancellation and the delivery of events to asyncio loops.
 """
 
 from __future__ import annotations
@@ -18,20 +16,18 @@ import queue
 import threading
 from collections import deque
 from collections.abc import AsyncIterator, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import torch
 
+from glmtune.infer.decode import Decoder
 from glmtune.infer.engine import Engine, GenerationParams, Reply
-from glmtune.serve.backends import ContinuousBackend, GenerateBackend
+from glmtune.infer.rows import STREAMED, Event, Row
 from glmtune.serve.json_mode import JsonConstraint
-from glmtune.serve.sampling import RowSampling, sample
-from glmtune.serve.textstream import TextStream
 
 log = logging.getLogger("glmtune.serve")
-Event = tuple[str, Any]  # ("delta", str) | ("reasoning", str) | ("done", Reply) | ("error", str)
-STREAMED = ("delta", "reasoning")  # the kinds that come many times; the others end a request
+__all__ = ["STREAMED", "Batcher", "Event", "Job", "QueueFull"]
 
 
 class QueueFull(Exception):
@@ -39,25 +35,13 @@ class QueueFull(Exception):
 
 
 @dataclass(eq=False)
-class Job:
+class Job(Row):
     """One request in the batcher; consume it with :meth:`events` (async) or :meth:`iter_events` (threads)."""
 
-    prompt: list[int]
-    params: GenerationParams
-    tools_available: bool
-    sampling: RowSampling
-    stream: TextStream
     loop: asyncio.AbstractEventLoop | None = None
-    new_ids: list[int] = field(default_factory=list)
-    cancelled: bool = False
-    finished: bool = False
 
     def __post_init__(self) -> None:
         self._queue: Any = asyncio.Queue() if self.loop is not None else queue.SimpleQueue()
-
-    def cancel(self) -> None:
-        """Stop generating for this request (the client went away)."""
-        self.cancelled = True
 
     def _put_many(self, events: list[Event]) -> None:
         for ev in events:
@@ -100,7 +84,7 @@ class Job:
         raise RuntimeError("generation ended without a reply")
 
 
-class Batcher:
+class Batcher(Decoder):
     """Schedules :class:`Job` s onto ``engine``; ``max_batch_size=1`` serves one request at a time."""
 
     def __init__(
@@ -111,25 +95,13 @@ class Batcher:
         max_prefill_tokens: int = 16384,
         backend: str = "auto",
     ) -> None:
-        self.engine = engine
+        super().__init__(engine, backend)
         self.max_batch_size = max(1, max_batch_size)
         self.max_queue = max_queue
         self.max_prefill_tokens = max_prefill_tokens
-        cfg = engine.model.config
-        self.context = int(
-            getattr(cfg, "max_position_embeddings", None)
-            or getattr(cfg, "seq_length", None)
-            or getattr(cfg, "max_sequence_length", None)
-            or 2048
-        )
-        if backend == "auto":
-            backend = "continuous" if engine.family.continuous_batching else "generate"
-        self.backend = ContinuousBackend(self) if backend == "continuous" else GenerateBackend(self)
         self._waiting: deque[Job] = deque()
         self._cond = threading.Condition()
-        self._pending: list[tuple[Job, Event]] = []
         self._closed = False
-        self.completed = 0
         self._thread = threading.Thread(target=self._run, name="glmtune-batcher", daemon=True)
         self._thread.start()
 
@@ -148,18 +120,16 @@ class Batcher:
     ) -> Job:
         """Queue a request; pass the running ``loop`` to consume its events with ``async for``; ``starts``: ids
         one of which the reply must begin with (a forced tool call); ``json``: JSON mode."""
-        job = Job(
-            prompt=list(prompt),
-            params=params,
-            tools_available=tools_available,
-            sampling=RowSampling(params, presence_penalty, frequency_penalty, starts, starts_after, json),
-            stream=TextStream(
-                self.engine.tokenizer,
-                self.engine.family,
-                params.stop,
-                tools_available,
-                opened=self.engine.opens_reasoning(prompt),
-            ),
+        job = self.row(
+            prompt,
+            params,
+            tools_available,
+            presence_penalty,
+            frequency_penalty,
+            starts,
+            starts_after,
+            json,
+            cls=Job,
             loop=loop,
         )
         with self._cond:
@@ -203,14 +173,14 @@ class Batcher:
                 for job in {*self.backend.rows, *new}:
                     if not job.finished:
                         job.finished = True
-                        self._emit(job, ("error", f"generation failed: {type(e).__name__}: {e}"))
+                        self.emit(job, ("error", f"generation failed: {type(e).__name__}: {e}"))
                 self.backend.reset()
             self.flush()
         with self._cond:
             left = [*self._waiting, *self.backend.rows]
             self._waiting.clear()
         for job in left:
-            self._emit(job, ("error", "the server is shutting down"))
+            self.emit(job, ("error", "the server is shutting down"))
         self.flush()
 
     def _admit(self) -> list[Job]:
@@ -228,57 +198,6 @@ class Batcher:
             tokens += len(job.prompt)
             new.append(self._waiting.popleft())
         return new
-
-    def advance(self, job: Job, token: int) -> bool:
-        """Record ``job``'s next token, emit its text; True when the job is finished."""
-        if job.finished:
-            return True
-        if job.cancelled:
-            job.finished = True
-            return True
-        engine = self.engine
-        job.new_ids.append(token)
-        stopped = token in engine.stop_ids
-        done = (
-            stopped
-            or len(job.new_ids) >= job.params.max_new_tokens
-            or len(job.prompt) + len(job.new_ids) >= self.context
-        )
-        if not done:
-            delta, done = job.stream.update(job.new_ids)
-            thought = job.stream.take_reasoning()
-            if thought:
-                self._emit(job, ("reasoning", thought))
-            if delta:
-                self._emit(job, ("delta", delta))
-        if done:
-            self.complete(job)
-        return done
-
-    def complete(self, job: Job) -> None:
-        """Emit ``job``'s final :class:`Reply` (and the rest of its text)."""
-        reply = self.engine.finish(len(job.prompt), job.new_ids, job.tools_available, job.params, job.stream.opened)
-        thought = job.stream.finish_reasoning(reply)
-        if thought:
-            self._emit(job, ("reasoning", thought))
-        rest = job.stream.finish(reply)
-        if rest:
-            self._emit(job, ("delta", rest))
-        self._emit(job, ("done", reply))
-        job.finished = True
-        self.completed += 1
-
-    def sample(self, logits: torch.Tensor, jobs: list[Job]) -> list[int]:
-        return sample(
-            logits,
-            [j.sampling for j in jobs],
-            [j.prompt for j in jobs],
-            [j.new_ids for j in jobs],
-            self.engine.family.invalid_score_token,
-        )
-
-    def _emit(self, job: Job, event: Event) -> None:
-        self._pending.append((job, event))
 
     def flush(self) -> None:
         """Deliver pending events: one wake-up per event loop, one text delta per request."""

@@ -53,6 +53,7 @@ class Server:
     model: str
     api_key: str = "unused"
     proc: subprocess.Popen | None = None
+    engine: object = None  # the in-process engine behind a ThreadServer (what ``glmtune chat`` would use)
 
     def client(self, **kw: object) -> openai.OpenAI:
         kw.setdefault("api_key", self.api_key)

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from glmtune.infer import Engine, GenerationParams, Reply, Thought
 from tests.serve.conftest import Server, ThreadServer
 from tests.serve.scripted import (
     CALL,
@@ -56,7 +57,7 @@ def test_glm4_0414_chat_and_stream(glm4_0414_api: Server) -> None:
 def xml_api(request: pytest.FixtureRequest, scripted_root: Path) -> Iterator[Server]:
     scripted = make_scripted(request.param, scripted_root)
     ts = ThreadServer(scripted.base, scripted.adapter, f"{request.param}-tiny")
-    yield Server(url=ts.url, model=f"{request.param}-tiny")
+    yield Server(url=ts.url, model=f"{request.param}-tiny", engine=ts.engine)
     ts.close()
 
 
@@ -89,6 +90,20 @@ def test_xml_tool_call_with_reasoning(xml_api: Server) -> None:
     r = client.chat.completions.create(model=xml_api.model, messages=messages, tools=[WEATHER_TOOL], temperature=0)
     assert r.choices[0].message.content == FINAL_ANSWER and r.choices[0].finish_reason == "stop"
     assert r.choices[0].message.model_extra["reasoning_content"] == THOUGHT
+
+
+@pytest.mark.slow
+def test_xml_reasoning_through_engine_stream(xml_api: Server) -> None:
+    """``glmtune chat``'s path (Engine.stream over the same core): reasoning deltas apart, the call parsed."""
+    engine = xml_api.engine
+    assert isinstance(engine, Engine)
+    pieces = list(
+        engine.stream([{"role": "user", "content": QUESTION}], GenerationParams(do_sample=False), [WEATHER_TOOL])
+    )
+    reply = pieces[-1]
+    assert isinstance(reply, Reply) and reply.reasoning == THOUGHT and reply.tool_calls == [CALL]
+    assert "".join(p for p in pieces[:-1] if isinstance(p, Thought)) == THOUGHT
+    assert not "".join(p for p in pieces[:-1] if not isinstance(p, Thought))
 
 
 @pytest.mark.slow

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from glmtune.infer.engine import GenerationParams
-from glmtune.serve.sampling import RowSampling, _nucleus_mask, _pick, sample
+from glmtune.infer.params import GenerationParams
+from glmtune.infer.sampling import RowSampling, _nucleus_mask, _pick, sample
 
 
 def sorted_nucleus(probs: torch.Tensor, top_p: torch.Tensor, top_k: torch.Tensor | None = None) -> torch.Tensor:

@@ -1,18 +1,33 @@
-"""Per-row sampling for a batch whose rows have different parameters.
+"""Per-row sampling for a batch whose rows have different parameters (every glmtune command samples here).
 
 Every row keeps its own temperature, top-p, top-k, penalties and ``torch.Generator``, so a request's output
-depends only on its own parameters (and seed), not on which other requests share its batch.
+depends only on its own parameters (and seed), not on which other requests share its batch, nor on whether it
+came from ``glmtune chat``, ``predict`` or the server. A row may carry a :class:`Constraint` (the server's JSON
+mode) that picks its tokens once active.
 """
 
 from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
+from typing import Any, Protocol
 
 import torch
+from transformers import LogitsProcessor
 
-from glmtune.infer.engine import GenerationParams
-from glmtune.serve.json_mode import JsonConstraint
+from glmtune.infer.params import GenerationParams
+
+
+class Constraint(Protocol):
+    """Decoding restricted to a language (``glmtune.serve.json_mode.JsonConstraint``)."""
+
+    def active(self, generated: list[int]) -> bool:
+        """Whether the constraint picks the next token after ``generated``."""
+        ...
+
+    def pick(self, logits: torch.Tensor, generated: list[int], sample: bool, temperature: float, gen: Any) -> int:
+        """The next token from one row's ``logits`` (drawn with ``gen`` when ``sample``)."""
+        ...
 
 
 @dataclass
@@ -24,7 +39,7 @@ class RowSampling:
     frequency_penalty: float = 0.0
     starts: tuple[tuple[int, ...], ...] = ()  # the reply must begin with one of these (a forced tool call)
     after: int | None = None  # ... or, when set, what follows this token (the end of the reasoning) must
-    json: JsonConstraint | None = None  # JSON mode: once its prefix is written, only JSON may follow
+    json: Constraint | None = None  # JSON mode: once its prefix is written, only JSON may follow
     generator: torch.Generator = field(init=False)
 
     def __post_init__(self) -> None:
@@ -189,3 +204,18 @@ def sample(
         for i, token in zip(hot, _pick(probs, top_p, top_k, u).tolist(), strict=True):
             out[i] = token
     return out
+
+
+class InvalidScoreLogitsProcessor(LogitsProcessor):
+    """The official guard for transformers' ``generate`` (the official chat helpers in
+    :mod:`glmtune.infer.official_v1`): NaN/inf scores anywhere in the batch become a certain pick of one harmless
+    token in every row, as the official code does (:func:`sample` applies the same guard per row)."""
+
+    def __init__(self, token_id: int) -> None:
+        self.token_id = token_id
+
+    def __call__(self, input_ids: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:
+        if torch.isnan(scores).any() or torch.isinf(scores).any():
+            scores.zero_()
+            scores[..., self.token_id] = 5e4
+        return scores

@@ -13,7 +13,7 @@ from __future__ import annotations
 from typing import Any
 
 from glmtune.families import Family
-from glmtune.infer.engine import Reply
+from glmtune.infer.params import Reply
 
 
 class TextStream:

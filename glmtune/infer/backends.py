@@ -1,38 +1,39 @@
-"""The two ways the :class:`~glmtune.serve.batcher.Batcher` runs a model.
+"""The two ways the generation core (:class:`~glmtune.infer.decode.Decoder`) runs a model.
 
 :class:`ContinuousBackend`: step-level (continuous) batching for the native GLM forward (ChatGLM2/3, GLM-4, with
 LoRA or a P-Tuning prefix): one decode step for all running rows, newly arrived rows prefilled together and
 their KV cache merged into the running, left-padded one. :class:`GenerateBackend`: dynamic batching for models
 with their own ``generate`` (ChatGLM-6B): the waiting requests are generated together, rows sampled and stopped
-one by one through a logits processor and a stopping criterion.
+one by one through a logits processor and a stopping criterion. GLM-5 (its sparse-attention indexer keeps a key
+cache of its own) takes that way too (``Family.continuous_batching``). A backend sees its scheduler only through
+the :class:`~glmtune.infer.rows.Scheduler` protocol.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import torch
 import torch.nn.functional as F
 from transformers import DynamicCache, LogitsProcessor, StoppingCriteria
 
-if TYPE_CHECKING:
-    from glmtune.serve.batcher import Batcher, Job
+from glmtune.infer.rows import Row, Scheduler
 
 
 class ContinuousBackend:
     """Step-level batching with a merged, left-padded KV cache (native GLM forward)."""
 
-    def __init__(self, batcher: Batcher) -> None:
-        self.b = batcher
+    def __init__(self, sched: Scheduler) -> None:
+        self.b = sched
         self.reset()
 
     def reset(self) -> None:
-        self.rows: list[Job] = []
+        self.rows: list[Row] = []
         self.cache: DynamicCache | None = None
         self.mask: torch.Tensor | None = None
         self.last: torch.Tensor | None = None
 
-    def accepts(self, new: list[Job]) -> bool:
+    def accepts(self, new: list[Row]) -> bool:
         return True
 
     def _forward(self, ids: torch.Tensor, mask: torch.Tensor, pos: torch.Tensor, cache: DynamicCache) -> torch.Tensor:
@@ -46,7 +47,7 @@ class ContinuousBackend:
         )
         return out.logits[:, -1]
 
-    def step(self, new: list[Job]) -> None:
+    def step(self, new: list[Row]) -> None:
         device = self.b.engine.device
         if self.rows:
             pos = self.mask.sum(-1, keepdim=True)
@@ -68,7 +69,7 @@ class ContinuousBackend:
             self._merge(new, cache, mask, torch.tensor(tokens, device=device))
         self._drop_finished()
 
-    def _merge(self, jobs: list[Job], cache: DynamicCache, mask: torch.Tensor, last: torch.Tensor) -> None:
+    def _merge(self, jobs: list[Row], cache: DynamicCache, mask: torch.Tensor, last: torch.Tensor) -> None:
         if not self.rows:
             self.rows, self.cache, self.mask, self.last = list(jobs), cache, mask, last
             return
@@ -107,17 +108,17 @@ class ContinuousBackend:
 class GenerateBackend:
     """Dynamic batching: the waiting requests are generated together by ``model.generate`` (ChatGLM-6B)."""
 
-    def __init__(self, batcher: Batcher) -> None:
-        self.b = batcher
-        self.rows: list[Job] = []
+    def __init__(self, sched: Scheduler) -> None:
+        self.b = sched
+        self.rows: list[Row] = []
 
     def reset(self) -> None:
         self.rows = []
 
-    def accepts(self, new: list[Job]) -> bool:
+    def accepts(self, new: list[Row]) -> bool:
         return not self.rows
 
-    def step(self, new: list[Job]) -> None:
+    def step(self, new: list[Row]) -> None:
         if not new:
             return
         engine, b = self.b.engine, self.b
@@ -144,8 +145,8 @@ class GenerateBackend:
 class _Forced(LogitsProcessor):
     """Samples every row with its own parameters and leaves only that token for greedy search to pick."""
 
-    def __init__(self, batcher: Batcher, jobs: list[Job]) -> None:
-        self.b, self.jobs = batcher, jobs
+    def __init__(self, sched: Scheduler, jobs: list[Row]) -> None:
+        self.b, self.jobs = sched, jobs
 
     def __call__(self, input_ids: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:
         tokens = self.b.sample(scores, self.jobs)
@@ -155,10 +156,10 @@ class _Forced(LogitsProcessor):
 
 
 class _RowsDone(StoppingCriteria):
-    """Feeds each new token to the batcher and reports, per row, whether that request is finished."""
+    """Feeds each new token to the scheduler and reports, per row, whether that request is finished."""
 
-    def __init__(self, batcher: Batcher, jobs: list[Job], width: int) -> None:
-        self.b, self.jobs, self.width = batcher, jobs, width
+    def __init__(self, sched: Scheduler, jobs: list[Row], width: int) -> None:
+        self.b, self.jobs, self.width = sched, jobs, width
 
     def __call__(self, input_ids: torch.Tensor, scores: torch.Tensor, **kwargs: Any) -> torch.Tensor:
         if input_ids.shape[1] > self.width:
