@@ -17,6 +17,7 @@ from typing import Any
 import torch
 
 from glmtune.families import Message
+from glmtune.infer.decode import Decoder
 from glmtune.infer.params import GenerationParams, Reply
 from glmtune.infer.tools import tools_system_message
 
@@ -47,7 +48,7 @@ class Engine:
         self.stop_ids = self.family.stop_token_ids(self.tokenizer)
         self.model.eval()
         self._lock = threading.Lock()
-        self._core: Any = None  # the generation core (glmtune.infer.decode.Decoder), made on first use
+        self._core: Decoder | None = None  # the generation core, made on first use
 
     @property
     def device(self) -> torch.device:
@@ -93,11 +94,9 @@ class Engine:
         return self.family.reasoning and self.tokenizer.decode(prompt[-3:]).endswith("<think>")
 
     # ------------------------------------------------------------------------------------------- generation
-    def decoder(self) -> Any:
+    def decoder(self) -> Decoder:
         """This engine's :class:`~glmtune.infer.decode.Decoder` (one at a time runs, under the engine's lock)."""
         if self._core is None:
-            from glmtune.infer.decode import Decoder
-
             self._core = Decoder(self)
         return self._core
 
