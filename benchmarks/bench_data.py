@@ -9,7 +9,7 @@ a small pool and ``tool`` turns, 1-5 rounds) and end with every record's ``input
   reimplemented here over the same SentencePiece model;
 * glmtune: ``read_paths`` + ``render_columns`` (batched encoding with duplicate texts encoded once, this process
   and fork workers);
-* cached rerun: ``prepare_dataset`` a second time (fingerprint + ``load_from_disk``) vs the uncached first run.
+* cached rerun: ``prepare_dataset`` a second time (fingerprint + memory-mapped Arrow file) vs the uncached first run.
 
 Both sides are first checked equal (untimed); each timed run is then a fresh interpreter, the sides alternating,
 median of ``--repeat`` each. ``--json`` prints one JSON object with the figures (one run, the same records for all).

@@ -15,6 +15,8 @@ import re
 from collections.abc import Iterable
 from pathlib import Path
 
+import orjson
+
 from glmtune.data.record import DataIssue, Origin, RawRecord
 from glmtune.errors import GlmtuneError
 
@@ -182,12 +184,22 @@ def _pending_lines(path: Path, data: bytes, lines_only: bool) -> list[RawRecord]
     ]
 
 
+_LONG_DIGITS = re.compile(rb"[0-9]{19}")
+
+
 def materialize(raw: RawRecord) -> RawRecord | DataIssue:
     """A pending record parsed (or the issue of its line); other records unchanged."""
     if not raw.pending:
         return raw
     line = raw.data
     if type(line) is bytes:
+        # orjson first; json (whose results and messages are the reference) for what orjson refuses (invalid
+        # UTF-8 or JSON, NaN, a lone surrogate) and for integers past 64 bits (orjson would make them floats)
+        if not _LONG_DIGITS.search(line):
+            try:
+                return RawRecord(orjson.loads(line), raw.origin)
+            except orjson.JSONDecodeError:
+                pass
         try:
             line = line.decode("utf-8")
         except UnicodeDecodeError as e:

@@ -124,3 +124,25 @@ def test_json_lines_values_are_exact(tmp_path: Path) -> None:
     assert issues == []
     assert recs[0].data == {"a": 123456789012345678901234567890, "f": 0.1}
     assert recs[1].data["a"] != recs[1].data["a"] and recs[2].data == {"s": "😀"}
+
+
+def test_lazy_json_lines_parse_as_json_does(tmp_path: Path) -> None:
+    """The lazy path (orjson first) gives json's values and json's messages, also where orjson would differ."""
+    from glmtune.data.read import materialize
+
+    lines = [
+        b'{"a": 123456789012345678901234567890, "b": -9223372036854775808, "f": 0.1, "e": 1E5}',
+        b'{"a": NaN, "i": Infinity}',
+        b'{"s": "\\ud83d\\ude00", "lone": "\\ud800", "k": 1, "k": 2}',
+        b'{"p": "\xff"}',
+        b'{"p": 1} {"p": 2}',
+    ]
+    path = tmp_path / "d.jsonl"
+    path.write_bytes(b"\n".join(lines) + b"\n")
+    pending, issues = read_paths([path], lazy=True)
+    got = [materialize(r) for r in pending]
+    assert issues == [] and len(got) == len(lines)
+    for line, parsed in zip(lines[:3], got[:3], strict=True):
+        want = json.loads(line.decode("utf-8"))
+        assert repr(parsed.data) == repr(want) and list(parsed.data) == list(want)
+    assert "not valid UTF-8 text (byte 0xff" in str(got[3]) and "more than one JSON value" in str(got[4])
