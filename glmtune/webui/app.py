@@ -31,6 +31,10 @@ class Settings:
     system: str = ""
 
 
+THINKING = "[thinking]"
+"""What precedes a reasoning model's thoughts while they stream (the answer then replaces them)."""
+
+
 class ChatSession:
     """The page's callbacks, independent of gradio (tested directly)."""
 
@@ -58,12 +62,16 @@ class ChatSession:
         except QueueFull:
             yield "[error] the server is busy, try again in a moment"
             return
-        text = ""
+        text = thought = ""
         try:
             for kind, value in job.iter_events():
                 if kind == "delta":
                     text += value
                     yield text
+                elif kind == "reasoning":  # shown until the answer begins, never kept in the history
+                    thought += value
+                    if not text:
+                        yield f"{THINKING} {thought}"
                 elif kind == "done":
                     yield value.text
                 else:

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import pytest
 
 from glmtune.serve.batcher import Batcher
-from glmtune.webui.app import ChatSession, build_demo
+from glmtune.webui.app import THINKING, ChatSession, build_demo
 from tests.serve.scripted import GREETING, GREETING_ANSWER, Scripted
 
 pytestmark = pytest.mark.slow
@@ -54,3 +55,18 @@ def test_page_builds(session: ChatSession) -> None:
     config = demo.get_config_file()
     ids = {c.get("props", {}).get("elem_id") for c in config["components"]}
     assert {"chatbot", "message", "send", "regenerate", "clear", "system", "temperature", "top_p"} <= ids
+
+
+def test_reasoning_streams_as_thinking(tiny_dir: Callable[[str], Path]) -> None:
+    """GLM-4.7's prompt opens a think block: the random tiny model only reasons; the page shows it as thinking
+    while it streams (not as an error) and keeps only the answer."""
+    from glmtune.serve.server import build
+
+    _, batcher = build(tiny_dir("glm-4.7"), None, max_batch_size=2)
+    try:
+        updates = list(ChatSession(batcher).submit("hi", [], "", 12, 0.0, 0.8))
+    finally:
+        batcher.close()
+    partial = [u[1][-1]["content"] for u in updates[1:-2]]  # the last two: the reply's text, the history
+    assert partial and all(p.startswith(THINKING) and "[error]" not in p for p in partial)
+    assert updates[-1][2][-1] == {"role": "assistant", "content": ""}  # no answer after the thoughts
