@@ -18,7 +18,8 @@ import yaml
 from glmtune.config.load import RENAMED_TRAINING_ARGS, SECTIONS, read_yaml
 from glmtune.config.schema import METHODS
 from glmtune.data.formats import FORMATS
-from glmtune.data.pipeline import MODES
+from glmtune.data.pipeline import DEFAULT_MODE, MODES
+from glmtune.data.render.modes import modes_reading
 from glmtune.errors import GlmtuneError
 
 LORA = ("lora", "qlora")
@@ -52,8 +53,13 @@ class Field:
 
 
 UNSET = "0: the mode's default"
-DEMO_MODE = ("chatglm3-finetune-demo",)
-SOURCE_MODES = ("chatglm3-input-output", "chatglm2-ptuning", "chatglm-ptuning")
+
+
+def _mode_length(name: str, label: str) -> Field:
+    """A ``data.*`` length only some modes read (written only for them, as their settings say)."""
+    return Field(f"data.{name}", label, "int", info=UNSET, modes=modes_reading(name), minimum=1)
+
+
 FIELDS: tuple[Field, ...] = (
     Field("model.path", "Model directory", "text", info="original THUDM layout or native; its family is detected"),
     Field("model.dtype", "dtype", "choice", "auto", ("auto", "fp32", "bf16", "fp16")),
@@ -73,12 +79,12 @@ FIELDS: tuple[Field, ...] = (
     Field("data.columns", "Column mapping", "json", info='JSON, e.g. {"prompt": "question", "response": "answer"}'),
     Field("data.mode", "Data mode", "choice", "default", MODES),
     Field("data.max_length", "Max length", "int", 1024, minimum=1),
-    Field("data.max_source_length", "Max source length", "int", info=UNSET, modes=SOURCE_MODES, minimum=1),
-    Field("data.max_target_length", "Max target length", "int", info=UNSET, modes=SOURCE_MODES, minimum=1),
-    Field("data.max_input_length", "Max input length", "int", info=UNSET, modes=DEMO_MODE, minimum=1),
-    Field("data.max_output_length", "Max output length", "int", info=UNSET, modes=DEMO_MODE, minimum=1),
-    Field("data.mask_history", "Train only the last reply", "bool", False, modes=("default",)),
-    Field("data.pack", "Pack samples", "bool", False, modes=("default",)),
+    _mode_length("max_source_length", "Max source length"),
+    _mode_length("max_target_length", "Max target length"),
+    _mode_length("max_input_length", "Max input length"),
+    _mode_length("max_output_length", "Max output length"),
+    Field("data.mask_history", "Train only the last reply", "bool", False, modes=modes_reading("mask_history")),
+    Field("data.pack", "Pack samples", "bool", False, modes=(DEFAULT_MODE,)),
     Field("training.output_dir", "Output directory", "text", info="empty: the run's directory under the board's"),
     Field("training.max_steps", "Max steps", "int", 1000, info="-1: train num_train_epochs epochs"),
     Field("training.num_train_epochs", "Epochs", "float", 3.0, minimum=0),

@@ -80,7 +80,7 @@ def render_preview(raw: dict[str, Any], k: int) -> Preview:
     from glmtune.data.preprocess import model_tokenizer
     from glmtune.data.record import Report
     from glmtune.data.stats import dataset_stats
-    from glmtune.train.datasets import build_datasets, mode_settings
+    from glmtune.train.datasets import build_datasets
 
     cfg = build_config(raw, source="board")
     cfg.data = dataclasses.replace(cfg.data, eval=[], test=[])
@@ -95,8 +95,7 @@ def render_preview(raw: dict[str, Any], k: int) -> Preview:
         parts.append(f"<h4>sample {i + 1}: {len(sample['input_ids'])} tokens, {n_loss} with loss</h4>")
         parts.append(sample_html(sample, tokenizer))
     parts.append("</div>")
-    settings = mode_settings(cfg)
     report = data.reports.get("train") or Report()
-    stats = dataset_stats(ds, cfg.data.mode, tokenizer.pad_token_id, settings, report.truncated)
+    stats = dataset_stats(ds, data.mode, tokenizer.pad_token_id, data.settings, report.truncated)
     notes = [f"skipped: {issue}" for issue in report.invalid] + [f"note: {n}" for n in report.notes]
     return Preview("".join(parts), stats, len(ds), notes)

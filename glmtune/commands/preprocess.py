@@ -28,7 +28,6 @@ def run_preprocess(
     **settings: Any,
 ) -> Report:
     """The whole command; ``settings`` are the mode's length/column options (None = the mode's default)."""
-    from glmtune.data.pipeline import DEFAULT_MODE
     from glmtune.data.preprocess import preprocess
 
     err = out or sys.stderr
@@ -55,7 +54,7 @@ def run_preprocess(
         print(f"note: {note}", file=err)
     if report.invalid:
         print(f"skipped {report.invalid_records} invalid record(s)", file=err)  # each problem is listed above
-    limit = used.get("max_length") or used.get("max_seq_length")
+    limit = used.limit()
     cut = f", {report.truncated} truncated" + (f" to {limit} tokens" if limit else "") if report.truncated else ""
     print(f"wrote {done.written} samples from {report.records} records to {output}{cut}", file=err)
     rows = table.drop_columns(["length"]) if "length" in table.column_names else table
@@ -67,10 +66,9 @@ def run_preprocess(
         from glmtune.data.stats import format_stats, length_stats, real_lengths
 
         lengths = (
-            table.column("length").to_pylist()
-            if mode == DEFAULT_MODE
-            else real_lengths(rows.to_pylist(), done.tokenizer.pad_token_id)
+            real_lengths(rows.to_pylist(), done.tokenizer.pad_token_id)
+            if done.mode.official
+            else table.column("length").to_pylist()
         )
-        width = int(limit or used.get("max_source_length", 0) + used.get("max_target_length", 0) or 2048)
-        print(format_stats(length_stats(lengths, width, report.truncated)))
+        print(format_stats(length_stats(lengths, used.row_length(), report.truncated)))
     return report

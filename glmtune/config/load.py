@@ -18,6 +18,7 @@ from glmtune.config.schema import (
     ModelConfig,
     TrainConfig,
 )
+from glmtune.data.render.modes import get_mode
 from glmtune.errors import GlmtuneError
 
 SECTIONS = {"model": ModelConfig, "data": DataConfig, "method": MethodConfig, "training": GlmtuneTrainingArguments}
@@ -169,6 +170,10 @@ def build_config(raw: dict[str, Any], overrides: dict[str, Any] | None = None, s
         raise GlmtuneError(f"{source}: model.path is required (a checkpoint directory)")
     if not built["data"].train and not built["data"].dataset_info:
         raise GlmtuneError(f"{source}: data.train is required (one or more data files)")
+    try:  # the mode checks its own settings now, before a model is loaded (its columns come with the data)
+        get_mode(built["data"].mode, "data.mode").from_config(built["data"])
+    except GlmtuneError as e:
+        raise GlmtuneError(f"{source}: {e}") from None
     return TrainConfig(
         model=built["model"],
         data=built["data"],

@@ -43,6 +43,9 @@ class DataConfig:
     columns: dict[str, str] = field(default_factory=dict)
     dataset_info: str | None = None  # "FILE:NAME" of a LLaMA-Factory dataset_info.json: its columns (and file_name)
     mode: str = "default"
+    # the YAML keys of the modes' settings: each mode's settings dataclass says which it reads and checks them
+    # (glmtune/data/render/modes.py; default_mode.py, official/*.py), e.g. chatglm3-multiturn's max_seq_length is
+    # max_length, an unset max_input_length is half of max_length
     max_length: int = 2048
     mask_history: bool = False  # default mode: train only the last reply of each conversation
     max_input_length: int | None = None
@@ -50,8 +53,8 @@ class DataConfig:
     max_source_length: int | None = None
     max_target_length: int | None = None
     ignore_pad_token_for_loss: bool = True
-    pack: bool = False
     reasoning: str = "last"  # reasoning models: which assistant turns keep their reasoning (last | all | none)
+    pack: bool = False
     num_proc: int | None = None
     skip_invalid: bool = False
     max_eval_samples: int | None = None

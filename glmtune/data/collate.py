@@ -90,15 +90,19 @@ class FlattenCollator:
         }
 
 
-class FinetuneDemoCollator:
-    """The ChatGLM3 finetune_demo ``DataCollatorForSeq2Seq`` (left padding; ``output_ids`` right-padded)."""
+class ModeCollator:
+    """A mode's own collator (``Mode.collate``): the ChatGLM3 finetune_demo ``DataCollatorForSeq2Seq`` (left
+    padding; ``output_ids`` right-padded)."""
 
-    def __init__(self, tokenizer: Any) -> None:
+    def __init__(self, tokenizer: Any, mode: str = "chatglm3-finetune-demo") -> None:
         self.tokenizer = tokenizer
+        self.mode = mode
 
     def __call__(self, features: Sequence[dict[str, Any]]) -> dict[str, torch.Tensor]:
-        from glmtune.data.render.official.finetune_demo import collate
+        from glmtune.data.render.modes import get_mode
 
+        collate = get_mode(self.mode).collate
+        assert collate is not None
         return collate([{k: v for k, v in f.items() if k != "length"} for f in features], self.tokenizer)
 
 
@@ -108,12 +112,15 @@ def make_collator(
     padding_side: str = "right",
     pad_to_multiple_of: int | None = None,
     mode: str | None = None,
-) -> PadCollator | FlattenCollator | FinetuneDemoCollator:
+) -> PadCollator | FlattenCollator | ModeCollator:
     """The collator for training: ``pack=True`` flattens samples into one row (see module docstring);
-    ``mode="chatglm3-finetune-demo"`` gives that demo's own collator (needed for its eval ``output_ids``)."""
+    ``mode``: a mode with its own collator (``Mode.collate``: chatglm3-finetune-demo's, needed for its eval
+    ``output_ids``) gives that one."""
+    from glmtune.data.render.modes import get_mode
+
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
-    if mode == "chatglm3-finetune-demo" and not pack:
-        return FinetuneDemoCollator(tokenizer)
+    if mode and get_mode(mode).collate is not None and not pack:
+        return ModeCollator(tokenizer, mode)
     if pack:
         return FlattenCollator(pad_id, pad_to_multiple_of)
     return PadCollator(pad_id, padding_side, pad_to_multiple_of)

@@ -15,7 +15,7 @@ from glmtune.data.formats import FormatSpec
 from glmtune.data.read import materialize
 from glmtune.data.record import DataIssue, RawRecord, Record
 from glmtune.data.render.base import Renderer
-from glmtune.data.render.official import OfficialMode
+from glmtune.data.render.modes import Mode, ModeSettings
 from glmtune.data.sharedmem import SharedFile
 from glmtune.data.validate import checked
 
@@ -252,11 +252,11 @@ def render_default(
 
 # ---------------------------------------------------------------------------------------------------- official modes
 def render_official(
-    mode: OfficialMode,
+    mode: Mode,
     raws: Sequence[RawRecord],
     tokenizer: Any,
     variant: str,
-    settings: dict[str, Any],
+    settings: ModeSettings,
     skip_invalid: bool,
 ) -> tuple[Columns, list[DataIssue], list[DataIssue]]:
     """Run an official mode batch by batch (``mode.batch_size`` records, as ``datasets.map`` did)."""
@@ -268,7 +268,7 @@ def render_official(
     for start in range(0, len(raws), mode.batch_size):
         batch = list(raws[start : start + mode.batch_size])
         index = list(range(start, start + len(batch)))
-        result = mode.run([r.data for r in batch], tokenizer, variant, **settings)
+        result = mode.run([r.data for r in batch], tokenizer, variant, settings)
         while result.errors:
             bad = sorted({i for i, _ in result.errors})
             issues += [e.issue(batch[i].origin) for i, e in result.errors]
@@ -276,7 +276,7 @@ def render_official(
                 break
             batch = [r for k, r in enumerate(batch) if k not in bad]
             index = [g for k, g in enumerate(index) if k not in bad]
-            result = mode.run([r.data for r in batch], tokenizer, variant, **settings) if batch else type(result)()
+            result = mode.run([r.data for r in batch], tokenizer, variant, settings) if batch else type(result)()
         if result.errors:
             continue
         notes += [DataIssue(batch[i].origin, "", text) for i, text in result.notes]

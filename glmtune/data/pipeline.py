@@ -16,13 +16,12 @@ from glmtune.data.formats import FormatSpec, detect, get_spec
 from glmtune.data.read import materialize, read_paths
 from glmtune.data.record import DataErrors, DataIssue, Origin, RawRecord, Record, Report
 from glmtune.data.render import renderer_for
-from glmtune.data.render.official import OFFICIAL_MODES, get_mode
+from glmtune.data.render.modes import DEFAULT_MODE, all_modes, get_mode
 from glmtune.data.validate import checked
 from glmtune.errors import GlmtuneError
 from glmtune.families import Family, get_family
 
-DEFAULT_MODE = "default"
-MODES = (DEFAULT_MODE, *OFFICIAL_MODES)
+MODES = tuple(all_modes())
 
 
 # ---------------------------------------------------------------------------------------------------- loading
@@ -180,36 +179,30 @@ def render_columns(
     """Like :func:`render_records`, as flat columns (what datasets and the cache store)."""
     family = get_family(family) if isinstance(family, str) else family
     local = Report()
-    if mode == DEFAULT_MODE:
-        unknown = set(settings) - {"max_length", "mask_history", "reasoning"}
-        if unknown:
-            raise GlmtuneError(
-                f"the default mode takes max_length, mask_history and reasoning, not {', '.join(sorted(unknown))}"
-            )
+    m = get_mode(mode)
+    values = m.build(settings)
+    if not m.official:
         if variant != "train":
             raise GlmtuneError("the default mode has no eval variant: render the eval split the same way")
         renderer = renderer_for(tokenizer, family)
-        renderer.mask_history = bool(settings.get("mask_history"))
-        reasoning = settings.get("reasoning", "last")
-        if reasoning not in ("last", "all", "none"):
-            raise GlmtuneError(f"data.reasoning {reasoning!r}: choose last, all or none")
-        renderer.reasoning = reasoning
+        renderer.mask_history = values.mask_history  # type: ignore[attr-defined]
+        renderer.reasoning = values.reasoning  # type: ignore[attr-defined]
+        max_length = values.max_length  # type: ignore[attr-defined]
         procs = _procs(num_proc, len(records))
         if all(isinstance(r, Record) for r in records):
-            cols, issues = parallel.render_default(renderer, records, settings.get("max_length"), procs)
+            cols, issues = parallel.render_default(renderer, records, max_length, procs)
         else:
             raws = _as_raw(records)
             specs = _specs(raws, get_spec(fmt, columns))
-            cols, issues = parallel.render_default(renderer, raws, settings.get("max_length"), procs, specs)
+            cols, issues = parallel.render_default(renderer, raws, max_length, procs, specs)
     else:
-        m = get_mode(mode)
         if m.family != family.name:
             raise GlmtuneError(
-                f"mode {mode} reproduces {m.title} and needs a {get_family(m.family).title} "
+                f"mode {mode} reproduces {m.title} and needs a {get_family(m.family or '').title} "
                 f"tokenizer, not {family.title}"
             )
         raws, unreadable = _materialized(_as_raw(records))
-        cols, issues, notes = parallel.render_official(m, raws, tokenizer, variant, settings, skip_invalid)
+        cols, issues, notes = parallel.render_official(m, raws, tokenizer, variant, values, skip_invalid)
         issues = unreadable + issues
         local.notes += notes
     local.records = len(records)
@@ -304,7 +297,7 @@ def prepare_table(
                 report.merge(Report.from_json(meta["report"]))
             return table, key, True
     local = Report()
-    raws, read_issues = read_paths(path_list, split, lazy=mode == DEFAULT_MODE)
+    raws, read_issues = read_paths(path_list, split, lazy=not get_mode(mode).official)
     try:
         cols = render_columns(
             raws,

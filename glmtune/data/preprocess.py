@@ -16,11 +16,10 @@ from typing import Any
 
 import orjson
 
-from glmtune.data.formats import FormatSpec, detect, get_spec, spec_from_dataset_info
+from glmtune.data.formats import FormatSpec, spec_from_dataset_info
 from glmtune.data.pipeline import DEFAULT_MODE, prepare_table
-from glmtune.data.read import read_paths
 from glmtune.data.record import Report
-from glmtune.data.render.official import get_mode
+from glmtune.data.render.modes import Mode, ModeSettings, get_mode
 from glmtune.errors import GlmtuneError
 from glmtune.families import Family, detect_family, get_family, read_config
 
@@ -69,10 +68,10 @@ class Source:
     columns: dict[str, Any] | None
     data_file: Path | None = None
 
-    def render_args(self, mode: str) -> dict[str, Any]:
+    def render_args(self, mode: Mode) -> dict[str, Any]:
         """``fmt``/``columns`` for ``prepare_dataset``: the official modes read records as stored (a ptuning mode's
-        columns have become its settings, see :func:`mode_source_settings`)."""
-        if mode == DEFAULT_MODE:
+        columns have become its settings, see :meth:`Mode.from_options` / :meth:`Mode.from_config`)."""
+        if not mode.official:
             return {"fmt": self.fmt, "columns": self.columns}
         return {"fmt": None, "columns": None}
 
@@ -90,53 +89,6 @@ def data_source(
     if dataset_info and info_spec is None:
         raise GlmtuneError(f"{names[1]}: expected dataset_info.json:NAME")
     return Source(info_spec or fmt, column_map, data_file)
-
-
-def mode_source_settings(
-    mode: str, data: Sequence[Path], split: str | None, source: Source, settings: dict[str, Any]
-) -> dict[str, Any]:
-    """``settings`` plus what ``mode`` takes from the data source. The ptuning modes read prompt/response/history
-    columns: given ones first, then the column mapping, then the data's format. The other official modes read
-    records exactly as stored, so a column mapping there would be ignored: it is refused."""
-    if mode == DEFAULT_MODE:
-        return settings
-    m = get_mode(mode)
-    if m.name.endswith("ptuning"):
-        return ptuning_columns(data, split, source.fmt, settings, source.columns)
-    if source.columns or isinstance(source.fmt, FormatSpec):
-        raise GlmtuneError(
-            f"mode {mode} reads its records as the official code does (its own field names): a column mapping "
-            "(--columns, data.columns, data.dataset_info) applies to the default and ptuning modes only"
-        )
-    return settings
-
-
-def ptuning_columns(
-    data: Sequence[Path],
-    split: str | None,
-    fmt: str | FormatSpec | None,
-    given: dict[str, Any],
-    columns: dict[str, Any] | None = None,
-) -> dict[str, Any]:
-    """prompt/response/history columns for the ptuning modes: ``given`` settings, then ``columns`` (our keys, or a
-    LLaMA-Factory entry), then the data's format (named or detected)."""
-    out = dict(given)
-    entry = columns if columns and ("formatting" in columns or isinstance(columns.get("columns"), dict)) else None
-    for key in ("prompt", "response", "history"):
-        if columns and not entry and columns.get(key) and not out.get(f"{key}_column"):
-            out[f"{key}_column"] = columns[key]
-    if out.get("prompt_column") and out.get("response_column"):
-        return out
-    raws, _ = read_paths(data, split)
-    spec = get_spec(fmt, entry) or detect(raws, str(data[0]))
-    if spec.shape != "pairs":
-        raise GlmtuneError(f"{data[0]}: the ptuning modes read prompt/response columns, not {spec.name} messages")
-    out.setdefault("prompt_column", spec.col("prompt"))
-    out.setdefault("response_column", spec.col("response"))
-    history = spec.col("history")
-    if "history_column" not in given and history and any(isinstance(r.data, dict) and history in r.data for r in raws):
-        out["history_column"] = history
-    return {k: v for k, v in out.items() if v is not None}
 
 
 def write_jsonl(path: Path, table: Any) -> int:
@@ -216,7 +168,8 @@ class Preprocessed:
     written: int
     report: Report
     tokenizer: Any
-    settings: dict[str, Any]
+    mode: Mode
+    settings: ModeSettings
 
 
 def preprocess(
@@ -237,28 +190,29 @@ def preprocess(
     light: bool = False,
 ) -> Preprocessed:
     """Render ``data`` for ``model``'s tokenizer and write it to ``output`` (JSON lines, atomically); prints nothing.
-    ``light``: the default mode renders with the family's light encoder (then ``tokenizer`` cannot decode)."""
-    tokenizer, fam = model_tokenizer(model, family, light=light and mode == DEFAULT_MODE)
+    ``light``: the default mode renders with the family's light encoder (then ``tokenizer`` cannot decode);
+    ``settings``: the mode's options by setting name (None: its default), checked as ``preprocess`` flags."""
+    m = get_mode(mode, "--mode")
+    tokenizer, fam = model_tokenizer(model, family, light=light and not m.official)
     source = data_source(fmt, columns)
     data = list(data) or ([source.data_file] if source.data_file else [])
     if not data:
         raise GlmtuneError("no data: pass --data FILE|DIR")
-    settings = {k: v for k, v in (settings or {}).items() if v is not None}
-    settings = mode_source_settings(mode, data, split, source, settings)
+    values = m.from_options(settings or {}, data, split, source.fmt, source.columns)
     report = Report()
     table, _, _ = prepare_table(
         data,
         tokenizer,
         fam,
         mode=mode,
-        **source.render_args(mode),
+        **source.render_args(m),
         split=split,
         variant=variant,
         skip_invalid=skip_invalid,
         use_cache=use_cache,
         num_proc=num_proc,
         report=report,
-        **settings,
+        **values.kwargs(),
     )
     if table.num_rows == 0:
         where = ", ".join(str(p) for p in data)
@@ -270,4 +224,4 @@ def preprocess(
         raise GlmtuneError(f"{where}: {why}; nothing written to {output}")
     output.parent.mkdir(parents=True, exist_ok=True)
     n = write_jsonl(output, table)
-    return Preprocessed(table=table, written=n, report=report, tokenizer=tokenizer, settings=settings)
+    return Preprocessed(table=table, written=n, report=report, tokenizer=tokenizer, mode=m, settings=values)

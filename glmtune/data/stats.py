@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from glmtune.data.pack import packed_ratio
+
+if TYPE_CHECKING:
+    from glmtune.data.render.modes import Mode, ModeSettings
 
 
 def real_lengths(samples: Sequence[dict[str, Any]], pad_id: int) -> np.ndarray:
@@ -57,15 +60,14 @@ def length_stats(lengths: Sequence[int] | np.ndarray, max_length: int, truncated
     }
 
 
-def dataset_stats(ds: Any, mode: str, pad_id: int, settings: dict[str, Any], truncated: int = 0) -> dict[str, Any]:
-    """:func:`length_stats` of a rendered dataset, at the row length its mode's ``settings`` give."""
-    if mode == "default":
-        lengths = ds["length"]
-    else:
+def dataset_stats(ds: Any, mode: Mode, pad_id: int, settings: ModeSettings, truncated: int = 0) -> dict[str, Any]:
+    """:func:`length_stats` of a rendered dataset, at the row length its mode's ``settings`` give (the official
+    modes' rows are measured without their padding)."""
+    if mode.official:
         lengths = real_lengths(ds.select_columns([k for k in ds.column_names if k != "length"]).to_list(), pad_id)
-    limit = settings.get("max_length") or settings.get("max_seq_length")
-    width = int(limit or (settings.get("max_source_length") or 0) + (settings.get("max_target_length") or 0) or 2048)
-    return length_stats(lengths, width, truncated)
+    else:
+        lengths = ds["length"]
+    return length_stats(lengths, settings.row_length(), truncated)
 
 
 def format_stats(stats: dict[str, Any]) -> str:

@@ -8,6 +8,7 @@ from typing import Any
 
 from glmtune.config.schema import TrainConfig
 from glmtune.data.record import Report
+from glmtune.data.render.modes import Mode, ModeSettings, get_mode
 from glmtune.errors import GlmtuneError
 from glmtune.families import Family
 
@@ -19,9 +20,12 @@ class TrainData:
     test: Any
     collator: Any
     reports: dict[str, Report]  # per split: records, samples, truncated, skipped
+    mode: Mode
+    settings: ModeSettings  # the mode's settings, validated, columns inferred
 
-    def summary(self, max_length: int | None) -> list[str]:
+    def summary(self) -> list[str]:
         """One line per split: what the data became (truncation and skips are never silent)."""
+        max_length = self.settings.limit()
         lines = []
         for split, r in self.reports.items():
             line = f"{split}: {r.samples} samples from {r.records} records"
@@ -33,50 +37,20 @@ class TrainData:
         return lines
 
 
-def mode_settings(cfg: TrainConfig) -> dict[str, Any]:
-    """The length settings each rendering mode takes, from the config's data section."""
-    d = cfg.data
-    mode = d.mode
-    if d.mask_history and mode != "default":
-        raise GlmtuneError(f"data.mask_history applies to the default mode, not {mode!r} (it has its own rules)")
-    if mode == "default":
-        settings: dict[str, Any] = {"max_length": d.max_length}
-        if d.mask_history:
-            settings["mask_history"] = True
-        if d.reasoning != "last":
-            settings["reasoning"] = d.reasoning
-        return settings
-    if mode == "chatglm3-multiturn":
-        return {"max_seq_length": d.max_length}
-    if mode == "chatglm3-finetune-demo":
-        return {
-            "max_input_length": d.max_input_length or d.max_length // 2,
-            "max_output_length": d.max_output_length or d.max_length // 2,
-        }
-    if mode in ("chatglm3-input-output", "chatglm2-ptuning", "chatglm-ptuning"):
-        out: dict[str, Any] = {
-            "max_source_length": d.max_source_length or d.max_length // 2,
-            "max_target_length": d.max_target_length or d.max_length // 2,
-        }
-        if mode != "chatglm3-input-output":
-            out["ignore_pad_token_for_loss"] = d.ignore_pad_token_for_loss
-        return out
-    raise GlmtuneError(f"data.mode {mode!r} is not a rendering mode")
-
-
 def build_datasets(cfg: TrainConfig, tokenizer: Any, family: Family) -> TrainData:
     """Rendered (and cached) train/eval/test datasets plus the collator for ``cfg``."""
     from glmtune.data.collate import make_collator
     from glmtune.data.pipeline import prepare_dataset
-    from glmtune.data.preprocess import data_source, mode_source_settings
+    from glmtune.data.preprocess import data_source
 
     d = cfg.data
+    mode = get_mode(d.mode, "data.mode")
     # the same column mapping as `preprocess --columns`, and the same ptuning column inference
     source = data_source(d.format, d.columns or None, d.dataset_info, ("data.columns", "data.dataset_info"))
     train_paths = list(d.train) or ([str(source.data_file)] if source.data_file else [])
     if not train_paths:
         raise GlmtuneError(f"{cfg.source}: data.train is required (or a data.dataset_info entry with a file_name)")
-    settings = mode_source_settings(d.mode, [Path(p) for p in train_paths], None, source, mode_settings(cfg))
+    settings = mode.from_config(d, [Path(p) for p in train_paths], None, source.fmt, source.columns)
     reports: dict[str, Report] = {}
 
     def build(split: str, paths: list[str], limit: int | None = None) -> Any:
@@ -88,11 +62,11 @@ def build_datasets(cfg: TrainConfig, tokenizer: Any, family: Family) -> TrainDat
             tokenizer,
             family,
             mode=d.mode,
-            **source.render_args(d.mode),
+            **source.render_args(mode),
             skip_invalid=d.skip_invalid,
             num_proc=d.num_proc,
             report=report,
-            **settings,
+            **settings.kwargs(),
         )
         if limit is not None and len(ds) > limit:
             ds = ds.select(range(limit))
@@ -108,4 +82,6 @@ def build_datasets(cfg: TrainConfig, tokenizer: Any, family: Family) -> TrainDat
         test=build("test", d.test, d.max_eval_samples),
         collator=collator,
         reports=reports,
+        mode=mode,
+        settings=settings,
     )

@@ -134,7 +134,7 @@ def train(cfg: TrainConfig, notify: Callable[[str], None] | None = None) -> Trai
 
     # ---- data
     data = build_datasets(cfg, tokenizer, family)
-    for line in data.summary(cfg.data.max_length if cfg.data.mode == "default" else None):
+    for line in data.summary():
         say(line)
     stop_ids = family.stop_token_ids(tokenizer)
     gen = dict(cfg.generation)

@@ -10,11 +10,13 @@ pad id 0 (= unk) in input-output labels becoming -100. Inputs on which the offic
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from typing import Any
 
 from glmtune.data.record import RecordError, type_name
 from glmtune.data.render.chatglm3 import tool_prompt
-from glmtune.data.render.official.common import encode_official, python_error
+from glmtune.data.render.modes import Mode, ModeSettings, setting
+from glmtune.data.render.official.common import encode_official, per_record, python_error
 from glmtune.families.chatglm3 import TOOL_CALL_PREFIX, TOOL_CALL_SUFFIX, format_tool_call_code
 
 ROLES = ("system", "user", "assistant", "observation")
@@ -132,3 +134,43 @@ def input_output(
     input_ids = input_ids + [pad] * pad_len
     labels = [(x if x != pad else -100) for x in labels + [pad] * pad_len]
     return {"input_ids": input_ids, "labels": labels}, cut_a or cut_b
+
+
+@dataclass(frozen=True)
+class MultiturnSettings(ModeSettings):
+    """``--max-seq-length``; a training config's ``data.max_length``."""
+
+    max_seq_length: int = setting(2048, "length", config="max_length")
+
+    def limit(self) -> int | None:
+        return self.max_seq_length
+
+
+@dataclass(frozen=True)
+class InputOutputSettings(ModeSettings):
+    """``--max-source-length`` / ``--max-target-length``; ``data.max_source_length`` / ``data.max_target_length``
+    (unset: half of ``data.max_length`` each)."""
+
+    max_source_length: int = setting(1024, "length", config="max_source_length", half=True)
+    max_target_length: int = setting(128, "length", config="max_target_length", half=True)
+
+    def row_length(self) -> int:
+        return self.max_source_length + self.max_target_length
+
+
+MODES = (
+    Mode(
+        "chatglm3-multiturn",
+        "ChatGLM3 finetune_chatmodel_demo MultiTurnDataset",
+        MultiturnSettings,
+        "chatglm3",
+        process=per_record(lambda r, tok, s: multiturn(r, tok, s.max_seq_length)),
+    ),
+    Mode(
+        "chatglm3-input-output",
+        "ChatGLM3 finetune_chatmodel_demo InputOutputDataset",
+        InputOutputSettings,
+        "chatglm3",
+        process=per_record(lambda r, tok, s: input_output(r, tok, s.max_source_length, s.max_target_length)),
+    ),
+)

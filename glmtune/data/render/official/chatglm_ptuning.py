@@ -13,11 +13,9 @@ from __future__ import annotations
 
 from typing import Any
 
-import numpy as np
-from transformers.utils import PaddingStrategy
-
 from glmtune.data.record import RecordError, type_name
-from glmtune.data.render.official.common import BatchResult, empty_eval_batch, encode_input, truncate
+from glmtune.data.render.modes import Mode
+from glmtune.data.render.official.common import BatchResult, empty_eval_batch, encode_input, per_batch, truncate
 from glmtune.data.render.official.ptuning import PtuningSettings, select
 
 
@@ -119,6 +117,9 @@ def eval_(records: list[Any], tokenizer: Any, s: PtuningSettings) -> BatchResult
     result.raise_errors()
     if not rows:
         raise empty_eval_batch()
+    import numpy as np
+    from transformers.utils import PaddingStrategy
+
     longest = max(len(r) for r in rows)
     for k, row in enumerate(rows):
         enc = tokenizer._pad({"input_ids": list(row)}, max_length=longest, padding_strategy=PaddingStrategy.MAX_LENGTH)
@@ -134,3 +135,15 @@ def eval_(records: list[Any], tokenizer: Any, s: PtuningSettings) -> BatchResult
             }
         )
     return result
+
+
+MODES = (
+    Mode(
+        "chatglm-ptuning",
+        "ChatGLM-6B ptuning preprocess_function_train / _eval",
+        PtuningSettings,
+        "chatglm",
+        ("train", "eval"),
+        process=per_batch(train, eval_),
+    ),
+)

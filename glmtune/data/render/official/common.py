@@ -131,3 +131,37 @@ def python_error(field: str, e: Exception, official: str) -> RecordError:
     """Our message for an input on which the official code raised ``e`` (kept short, one line)."""
     detail = str(e).splitlines()[0] if str(e) else type(e).__name__
     return RecordError(field, f"{official} ({type(e).__name__}: {detail})")
+
+
+def per_record(fn: Callable[[Any, Any, Any], tuple[dict[str, Any], bool]]) -> Callable[..., BatchResult]:
+    """A mode's ``process`` from ``fn(record, tokenizer, settings) -> (output, truncated)`` (one record at a time;
+    a :class:`RecordError` refuses that record only)."""
+
+    def process(records: list[Any], tokenizer: Any, variant: str, settings: Any) -> BatchResult:
+        result = BatchResult()
+        for i, record in enumerate(records):
+            try:
+                out, cut = fn(record, tokenizer, settings)
+            except RecordError as e:
+                result.errors.append((i, e))
+                continue
+            result.outputs.append(out)
+            result.owners.append(i)
+            if cut:
+                result.truncated.add(i)
+        return result
+
+    return process
+
+
+def per_batch(train: Callable[..., BatchResult], eval_: Callable[..., BatchResult]) -> Callable[..., BatchResult]:
+    """A mode's ``process`` from batch functions ``(records, tokenizer, settings)`` of the train and eval variants;
+    a :class:`BatchError` (the official function raised on the batch) becomes the batch's errors."""
+
+    def process(records: list[Any], tokenizer: Any, variant: str, settings: Any) -> BatchResult:
+        try:
+            return (train if variant == "train" else eval_)(records, tokenizer, settings)
+        except BatchError as e:
+            return BatchResult(errors=e.errors)
+
+    return process

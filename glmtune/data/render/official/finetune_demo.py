@@ -9,13 +9,16 @@ non-null ``tools`` or a ``tool`` turn, bad roles/contents, an all-empty eval bat
 
 from __future__ import annotations
 
-from typing import Any
-
-import torch
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 from glmtune.data.record import RecordError, type_name
+from glmtune.data.render.modes import Mode, ModeSettings, setting
 from glmtune.data.render.official.chatglm3_demo import _message
-from glmtune.data.render.official.common import BatchError, BatchResult, column_dict
+from glmtune.data.render.official.common import BatchError, BatchResult, column_dict, per_batch
+
+if TYPE_CHECKING:
+    import torch
 
 
 def _conversation(batch: dict[str, list[Any]], i: int) -> Any:
@@ -146,4 +149,31 @@ def collate(features: list[dict[str, Any]], tokenizer: Any) -> dict[str, torch.T
             out[key].append([pad] * d + list(value) if key == "input_ids" else list(value))
         out["attention_mask"].append([0] * d + [1] * n)
         out["position_ids"].append([0] * d + list(range(n)))
+    import torch
+
     return {k: torch.tensor(v, dtype=torch.long) for k, v in out.items()}
+
+
+@dataclass(frozen=True)
+class FinetuneDemoSettings(ModeSettings):
+    """``--max-input-length`` / ``--max-output-length``; ``data.max_input_length`` / ``data.max_output_length``
+    (the finetune_demo YAML's keys; unset: half of ``data.max_length`` each)."""
+
+    max_input_length: int = setting(256, "length", config="max_input_length", half=True)
+    max_output_length: int = setting(512, "length", config="max_output_length", half=True)
+
+
+MODES = (
+    Mode(
+        "chatglm3-finetune-demo",
+        "ChatGLM3 finetune_demo process_batch / process_batch_eval",
+        FinetuneDemoSettings,
+        "chatglm3",
+        ("train", "eval"),
+        process=per_batch(
+            lambda rs, tok, s: process_batch(rs, tok, s.max_input_length, s.max_output_length),
+            lambda rs, tok, s: process_batch_eval(rs, tok, s.max_input_length, s.max_output_length),
+        ),
+        collate=collate,
+    ),
+)

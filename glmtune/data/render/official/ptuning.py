@@ -10,10 +10,13 @@ Kept on purpose: ADGEN content wrapped in ``[Round 1]``; train padded to source+
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from glmtune.data.record import RecordError
+from glmtune.data.render.modes import Mode, ModeSettings, setting
 from glmtune.data.render.official.common import (
     BatchError,
     BatchResult,
@@ -21,21 +24,63 @@ from glmtune.data.render.official.common import (
     empty_eval_batch,
     encode_official,
     pad_left,
+    per_batch,
 )
+from glmtune.errors import GlmtuneError
 from glmtune.families import get_family
 
 
 @dataclass(frozen=True)
-class PtuningSettings:
-    """The data arguments of the official ptuning ``main.py``."""
+class PtuningSettings(ModeSettings):
+    """The data arguments of the official ptuning ``main.py`` (``--prompt-column`` ... as ``preprocess`` flags).
+    A training config sets the lengths (``data.max_source_length`` / ``data.max_target_length``, unset: half of
+    ``data.max_length``) and ``data.ignore_pad_token_for_loss``; the columns come from the data
+    (:meth:`from_source`)."""
 
-    prompt_column: str = "content"
-    response_column: str = "summary"
-    history_column: str | None = None
-    max_source_length: int = 64
-    max_target_length: int = 128
-    ignore_pad_token_for_loss: bool = True
-    source_prefix: str = ""
+    prompt_column: str = setting("content", "column")
+    response_column: str = setting("summary", "column")
+    history_column: str | None = setting(None, "column")
+    max_source_length: int = setting(64, "length", config="max_source_length", half=True)
+    max_target_length: int = setting(128, "length", config="max_target_length", half=True)
+    ignore_pad_token_for_loss: bool = setting(True, "bool", config="ignore_pad_token_for_loss")
+    source_prefix: str = setting("", "text")
+
+    def row_length(self) -> int:
+        return self.max_source_length + self.max_target_length
+
+    @classmethod
+    def from_source(
+        cls,
+        mode: str,
+        given: dict[str, Any],
+        data: Sequence[Path],
+        split: str | None,
+        fmt: Any,
+        columns: dict[str, Any] | None,
+    ) -> dict[str, Any]:
+        """prompt/response/history columns: ``given`` first, then ``columns`` (our keys, or a LLaMA-Factory entry),
+        then the data's format (named or detected); history only when the data has that column."""
+        from glmtune.data.formats import detect, get_spec
+        from glmtune.data.read import read_paths
+
+        out = dict(given)
+        entry = columns if columns and ("formatting" in columns or isinstance(columns.get("columns"), dict)) else None
+        for key in ("prompt", "response", "history"):
+            if columns and not entry and columns.get(key) and not out.get(f"{key}_column"):
+                out[f"{key}_column"] = columns[key]
+        if out.get("prompt_column") and out.get("response_column"):
+            return out
+        raws, _ = read_paths(data, split)
+        spec = get_spec(fmt, entry) or detect(raws, str(data[0]))
+        if spec.shape != "pairs":
+            raise GlmtuneError(f"{data[0]}: the ptuning modes read prompt/response columns, not {spec.name} messages")
+        out.setdefault("prompt_column", spec.col("prompt"))
+        out.setdefault("response_column", spec.col("response"))
+        history = spec.col("history")
+        has_history = history and any(isinstance(r.data, dict) and history in r.data for r in raws)
+        if "history_column" not in given and has_history:
+            out["history_column"] = history
+        return {k: v for k, v in out.items() if v is not None}
 
 
 Kept = tuple[int, Any, Any, Any]  # (index in batch, query, answer, history)
@@ -135,3 +180,15 @@ def chatglm2_eval(records: list[Any], tokenizer: Any, s: PtuningSettings) -> Bat
             labels = [(x if x != tokenizer.pad_token_id else -100) for x in labels]
         result.outputs.append({**{key: v[k] for key, v in padded.items()}, "labels": labels})
     return result
+
+
+MODES = (
+    Mode(
+        "chatglm2-ptuning",
+        "ChatGLM2-6B ptuning preprocess_function_train / _eval",
+        PtuningSettings,
+        "chatglm2",
+        ("train", "eval"),
+        process=per_batch(chatglm2_train, chatglm2_eval),
+    ),
+)
