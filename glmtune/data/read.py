@@ -184,7 +184,13 @@ def _pending_lines(path: Path, data: bytes, lines_only: bool) -> list[RawRecord]
     ]
 
 
-_LONG_DIGITS = re.compile(rb"[0-9]{19}")
+_DIGITS_AS_ZERO = bytes.maketrans(b"123456789", b"000000000")
+_LONG_RUN = b"0" * 19  # 19 digits in a row (in a string or not): maybe an integer past 64 bits
+
+
+def _long_digit_run(line: bytes) -> bool:
+    """Whether ``line`` has 19 digits in a row (a translate and a substring search: ten times a regex's speed)."""
+    return _LONG_RUN in line.translate(_DIGITS_AS_ZERO)
 
 
 def materialize(raw: RawRecord) -> RawRecord | DataIssue:
@@ -195,7 +201,7 @@ def materialize(raw: RawRecord) -> RawRecord | DataIssue:
     if type(line) is bytes:
         # orjson first; json (whose results and messages are the reference) for what orjson refuses (invalid
         # UTF-8 or JSON, NaN, a lone surrogate) and for integers past 64 bits (orjson would make them floats)
-        if not _LONG_DIGITS.search(line):
+        if not _long_digit_run(line):
             try:
                 return RawRecord(orjson.loads(line), raw.origin)
             except orjson.JSONDecodeError:
