@@ -74,11 +74,11 @@ def official_to_glmtune(
     if data_cfg.get("test_file"):
         data["test"] = [str(data_dir / data_cfg["test_file"])]
     if data_cfg.get("num_proc"):
-        data["num_proc"] = int(data_cfg["num_proc"])
+        data["num_proc"] = _whole(data_cfg["num_proc"], f"{source}: data_config.num_proc")
     for key in ("max_input_length", "max_output_length"):
         if key not in raw:
             raise GlmtuneError(f"{source}: {key} is required")
-        data[key] = int(raw[key])
+        data[key] = _whole(raw[key], f"{source}: {key}")
     data["max_length"] = data["max_input_length"] + data["max_output_length"] + 1
     for key in ("combine", "freezeV"):
         if key in raw and not isinstance(raw[key], bool):
@@ -185,3 +185,15 @@ def load_official(
     cfg = build_config(sections, parse_overrides(overrides or []), source=config_path)
     cfg.notes += notes
     return cfg
+
+
+def _whole(value: Any, where: str) -> int:
+    """A whole number >= 1 (also written as text, which the official scripts' ``int()`` takes); else one line."""
+    number: int | None = None
+    if isinstance(value, int) and not isinstance(value, bool):
+        number = value
+    elif isinstance(value, str) and value.strip().isdigit():
+        number = int(value)
+    if number is None or number < 1:
+        raise GlmtuneError(f"{where}: expected a whole number >= 1, got {value!r}")
+    return number

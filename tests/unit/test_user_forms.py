@@ -339,3 +339,18 @@ def test_chatglm6b_empty_replies_are_explained_and_native_export_warned(tmp_path
     assert conv.returncode == 0, conv.stderr[-2000:]
     assert "warning:" in conv.stderr and "transformers has no ChatGLM-6B class" in conv.stderr
     assert "--to original" in conv.stderr
+
+
+@pytest.mark.parametrize("bad", ["long", 0, 12.5, True])
+def test_official_form_length_is_a_whole_number(
+    bad: object, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import yaml
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "data").mkdir()
+    write_jsonl(tmp_path / "data" / "train.jsonl", glm4_records())
+    write_jsonl(tmp_path / "data" / "dev.jsonl", glm4_records())
+    (tmp_path / "lora.yaml").write_text(yaml.safe_dump({**glm4_lora_yaml(current=True), "max_input_length": bad}))
+    assert glmtune(monkeypatch, "train", "data", str(GLM4), "lora.yaml") == 2
+    assert _one_line(capsys) == f"error: lora.yaml: max_input_length: expected a whole number >= 1, got {bad!r}"
