@@ -139,6 +139,15 @@ def load_v1_prefix(model: ChatGLMv1ForCausalLM, ptuning_dir: str | Path) -> Chat
     config = read_config(directory)
     if not config.get("pre_seq_len"):
         raise GlmtuneError(f"{directory / 'config.json'}: no pre_seq_len: not a P-Tuning v2 checkpoint")
+    prefix, weights = read_official_prefix(directory)
+    model.enable_ptuning(int(config["pre_seq_len"]), bool(config.get("prefix_projection", False)))
+    _load_prefix_state(model, prefix, weights)
+    return model
+
+
+def read_official_prefix(directory: Path) -> tuple[dict[str, torch.Tensor], Path]:
+    """The ``transformer.prefix_encoder.*`` tensors (names without that prefix) of the official trainer's
+    ``pytorch_model.bin`` in ``directory``, and that file's path."""
     weights = directory / "pytorch_model.bin"
     if not weights.is_file():
         raise GlmtuneError(f"{weights}: missing (the official trainer saves the prefix encoder there)")
@@ -146,9 +155,7 @@ def load_v1_prefix(model: ChatGLMv1ForCausalLM, ptuning_dir: str | Path) -> Chat
     prefix = {k[len(OFFICIAL_PREFIX) :]: v for k, v in state.items() if k.startswith(OFFICIAL_PREFIX)}
     if not prefix:
         raise GlmtuneError(f"{weights}: holds no {OFFICIAL_PREFIX}* tensors")
-    model.enable_ptuning(int(config["pre_seq_len"]), bool(config.get("prefix_projection", False)))
-    _load_prefix_state(model, prefix, weights)
-    return model
+    return prefix, weights
 
 
 def save_v1_prefix(model: ChatGLMv1ForCausalLM, directory: str | Path) -> Path:

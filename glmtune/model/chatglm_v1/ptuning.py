@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from glmtune.errors import GlmtuneError
-from glmtune.model.chatglm_v1.loading import OFFICIAL_PREFIX, _load_prefix_state, _read_file, save_v1_prefix
+from glmtune.model.chatglm_v1.loading import _load_prefix_state, read_official_prefix, save_v1_prefix
 
 
 def add_prefix_v1(model: Any, pre_seq_len: int, prefix_projection: bool = False) -> Any:
@@ -26,13 +26,7 @@ def load_prefix_state_v1(model: Any, directory: str | Path) -> None:
     directory = Path(directory)
     if model.transformer.prefix_encoder is None:
         raise GlmtuneError(f"{directory}: the model has no prefix encoder to load into")
-    weights = directory / "pytorch_model.bin"
-    if not weights.is_file():
-        raise GlmtuneError(f"{weights}: missing (the official trainer saves the prefix encoder there)")
-    state = _read_file(weights)
-    prefix = {k[len(OFFICIAL_PREFIX) :]: v for k, v in state.items() if k.startswith(OFFICIAL_PREFIX)}
-    if not prefix:
-        raise GlmtuneError(f"{weights}: holds no {OFFICIAL_PREFIX}* tensors")
+    prefix, weights = read_official_prefix(directory)
     _load_prefix_state(model, prefix, weights)
 
 

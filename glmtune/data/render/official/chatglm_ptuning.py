@@ -16,7 +16,7 @@ from typing import Any
 from glmtune.data.record import RecordError, type_name
 from glmtune.data.render.modes import Mode
 from glmtune.data.render.official.common import BatchResult, empty_eval_batch, encode_input, per_batch, truncate
-from glmtune.data.render.official.ptuning import PtuningSettings, select
+from glmtune.data.render.official.ptuning import Pair, PtuningSettings, encoded, masked_pad
 
 
 def _pieces(tokenizer: Any, tokens: list[Any]) -> list[int]:
@@ -45,38 +45,43 @@ def _with_prefix(prefix: str, prompt: Any, field: str) -> str:
     return prefix + prompt
 
 
+def _prompt(query: Any, history: Any, s: PtuningSettings, rounds_if_empty: bool) -> str:
+    """The prefix + prompt: the bare query without ``history_column``; with it, ``[Round i]`` rounds, except that
+    eval keeps the bare query for an empty history (train still writes ``[Round 0]``)."""
+    field = s.history_column or "history"
+    if s.history_column is None:
+        prompt = query
+    elif rounds_if_empty:
+        prompt = _rounds(query, history, field)
+    else:
+        try:
+            empty = len(history) == 0
+        except TypeError as e:
+            raise RecordError(field, f"expected a list of [query, response] pairs ({e})") from None
+        prompt = query if empty else _rounds(query, history, field)
+    return _with_prefix(s.source_prefix, prompt, s.prompt_column)
+
+
 def train(records: list[Any], tokenizer: Any, s: PtuningSettings) -> BatchResult:
     """``preprocess_function_train`` of ChatGLM-6B ptuning."""
+
+    def pair(query: Any, answer: Any, history: Any) -> Pair:
+        a_ids = encode_input(tokenizer, _prompt(query, history, s, True), s.prompt_column, _pieces)
+        b_ids = encode_input(tokenizer, answer, s.response_column, _pieces)
+        cut = len(a_ids) > s.max_source_length - 1 or len(b_ids) > s.max_target_length - 2
+        return a_ids[: s.max_source_length - 1], b_ids[: s.max_target_length - 2], cut
+
     result = BatchResult()
     max_seq_length = s.max_source_length + s.max_target_length
     pad = tokenizer.pad_token_id
-    for i, query, answer, history in select(records, s, result):
-        try:
-            field = s.history_column or "history"
-            prompt = query if s.history_column is None else _rounds(query, history, field)
-            prompt = _with_prefix(s.source_prefix, prompt, s.prompt_column)
-            a_ids = encode_input(tokenizer, prompt, s.prompt_column, _pieces)
-            b_ids = encode_input(tokenizer, answer, s.response_column, _pieces)
-        except RecordError as e:
-            result.errors.append((i, e))
-            continue
-        cut = len(a_ids) > s.max_source_length - 1 or len(b_ids) > s.max_target_length - 2
-        if len(a_ids) > s.max_source_length - 1:
-            a_ids = a_ids[: s.max_source_length - 1]
-        if len(b_ids) > s.max_target_length - 2:
-            b_ids = b_ids[: s.max_target_length - 2]
+    for a_ids, b_ids in encoded(records, s, result, pair):
         input_ids = tokenizer.build_inputs_with_special_tokens(a_ids, b_ids)
         context_length = input_ids.index(tokenizer.bos_token_id)
         labels = [-100] * context_length + input_ids[context_length:]
         pad_len = max_seq_length - len(input_ids)
         input_ids = input_ids + [pad] * pad_len
-        labels = labels + [pad] * pad_len
-        if s.ignore_pad_token_for_loss:
-            labels = [(x if x != pad else -100) for x in labels]
+        labels = masked_pad(labels + [pad] * pad_len, pad, s)
         result.outputs.append({"input_ids": input_ids, "labels": labels})
-        result.owners.append(i)
-        if cut:
-            result.truncated.add(i)
     result.raise_errors()
     return result
 
@@ -89,49 +94,29 @@ def _encode(tokenizer: Any, text: Any, field: str, max_length: int) -> tuple[lis
 
 def eval_(records: list[Any], tokenizer: Any, s: PtuningSettings) -> BatchResult:
     """``preprocess_function_eval`` of ChatGLM-6B ptuning (inputs left-padded with the v1 mask and positions)."""
+
+    def pair(query: Any, answer: Any, history: Any) -> Pair:
+        a_ids, cut_a = _encode(tokenizer, _prompt(query, history, s, False), s.prompt_column, s.max_source_length)
+        b_ids, cut_b = _encode(tokenizer, answer, s.response_column, s.max_target_length)
+        return a_ids, b_ids, cut_a or cut_b
+
     result = BatchResult()
-    rows: list[list[int]] = []
-    targets: list[list[int]] = []
-    for i, query, answer, history in select(records, s, result):
-        field = s.history_column or "history"
-        try:
-            if s.history_column is None:
-                prompt = query
-            else:
-                try:
-                    empty = len(history) == 0
-                except TypeError as e:
-                    raise RecordError(field, f"expected a list of [query, response] pairs ({e})") from None
-                prompt = query if empty else _rounds(query, history, field)
-            prompt = _with_prefix(s.source_prefix, prompt, s.prompt_column)
-            a_ids, cut_a = _encode(tokenizer, prompt, s.prompt_column, s.max_source_length)
-            b_ids, cut_b = _encode(tokenizer, answer, s.response_column, s.max_target_length)
-        except RecordError as e:
-            result.errors.append((i, e))
-            continue
-        rows.append(a_ids)
-        targets.append(b_ids)
-        result.owners.append(i)
-        if cut_a or cut_b:
-            result.truncated.add(i)
+    pairs = list(encoded(records, s, result, pair))
     result.raise_errors()
-    if not rows:
+    if not pairs:
         raise empty_eval_batch()
     import numpy as np
     from transformers.utils import PaddingStrategy
 
-    longest = max(len(r) for r in rows)
-    for k, row in enumerate(rows):
+    longest = max(len(a) for a, _ in pairs)
+    for row, target in pairs:
         enc = tokenizer._pad({"input_ids": list(row)}, max_length=longest, padding_strategy=PaddingStrategy.MAX_LENGTH)
-        labels = targets[k]
-        if s.ignore_pad_token_for_loss:
-            labels = [(x if x != tokenizer.pad_token_id else -100) for x in labels]
         result.outputs.append(
             {
                 "input_ids": list(enc["input_ids"]),
                 "attention_mask": np.asarray(enc["attention_mask"]).tolist(),
                 "position_ids": np.asarray(enc["position_ids"]).tolist(),
-                "labels": labels,
+                "labels": masked_pad(target, tokenizer.pad_token_id, s),
             }
         )
     return result

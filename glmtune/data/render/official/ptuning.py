@@ -10,7 +10,7 @@ Kept on purpose: ADGEN content wrapped in ``[Round 1]``; train padded to source+
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -116,6 +116,32 @@ def select(records: list[Any], s: PtuningSettings, result: BatchResult) -> list[
     return kept
 
 
+Pair = tuple[list[int], list[int], bool]  # (prompt ids, answer ids, truncated)
+
+
+def encoded(
+    records: list[Any], s: PtuningSettings, result: BatchResult, encode_pair: Callable[[Any, Any, Any], Pair]
+) -> Iterator[tuple[list[int], list[int]]]:
+    """Every kept record's ``(prompt ids, answer ids)`` from ``encode_pair(query, answer, history)``, with the
+    bookkeeping all four official processors share: a :class:`RecordError` becomes that record's error, the record
+    is owned in input order, a cut marks it truncated."""
+    for i, query, answer, history in select(records, s, result):
+        try:
+            a_ids, b_ids, cut = encode_pair(query, answer, history)
+        except RecordError as e:
+            result.errors.append((i, e))
+            continue
+        result.owners.append(i)
+        if cut:
+            result.truncated.add(i)
+        yield a_ids, b_ids
+
+
+def masked_pad(labels: list[int], pad: int, s: PtuningSettings) -> list[int]:
+    """``ignore_pad_token_for_loss``: every pad id in the labels becomes -100 (the official list comprehension)."""
+    return [(x if x != pad else -100) for x in labels] if s.ignore_pad_token_for_loss else labels
+
+
 def chatglm2_prompt(query: Any, history: Any, field: str) -> str:
     """``ChatGLMTokenizer.build_prompt(query, history)`` of ChatGLM2 (history pairs unpacked as Python does)."""
     try:
@@ -129,25 +155,13 @@ def chatglm2_train(records: list[Any], tokenizer: Any, s: PtuningSettings) -> Ba
     result = BatchResult()
     max_seq_length = s.max_source_length + s.max_target_length + 1
     pad, eos = tokenizer.pad_token_id, tokenizer.eos_token_id
-    for i, query, answer, history in select(records, s, result):
-        try:
-            prompt = s.source_prefix + chatglm2_prompt(query, history, s.history_column or "history")
-            a_ids, cut_a = encode_official(tokenizer, prompt, s.prompt_column, True, s.max_source_length)
-            b_ids, cut_b = encode_official(tokenizer, answer, s.response_column, False, s.max_target_length)
-        except RecordError as e:
-            result.errors.append((i, e))
-            continue
+    for a_ids, b_ids in encoded(records, s, result, _chatglm2_pair(tokenizer, s, answer_specials=False)):
         input_ids = a_ids + b_ids + [eos]
         labels = [pad] * len(a_ids) + b_ids + [eos]
         pad_len = max_seq_length - len(input_ids)
         input_ids = input_ids + [pad] * pad_len
-        labels = labels + [pad] * pad_len
-        if s.ignore_pad_token_for_loss:
-            labels = [(x if x != pad else -100) for x in labels]
+        labels = masked_pad(labels + [pad] * pad_len, pad, s)
         result.outputs.append({"input_ids": input_ids, "labels": labels})
-        result.owners.append(i)
-        if cut_a or cut_b:
-            result.truncated.add(i)
     result.raise_errors()
     return result
 
@@ -155,31 +169,28 @@ def chatglm2_train(records: list[Any], tokenizer: Any, s: PtuningSettings) -> Ba
 def chatglm2_eval(records: list[Any], tokenizer: Any, s: PtuningSettings) -> BatchResult:
     """``preprocess_function_eval`` of ChatGLM2-6B ptuning (inputs left-padded to the longest of the batch)."""
     result = BatchResult()
-    inputs: list[list[int]] = []
-    targets: list[list[int]] = []
-    for i, query, answer, history in select(records, s, result):
-        try:
-            prompt = s.source_prefix + chatglm2_prompt(query, history, s.history_column or "history")
-            a_ids, cut_a = encode_official(tokenizer, prompt, s.prompt_column, True, s.max_source_length)
-            b_ids, cut_b = encode_official(tokenizer, answer, s.response_column, True, s.max_target_length)
-        except RecordError as e:
-            result.errors.append((i, e))
-            continue
-        inputs.append(a_ids)
-        targets.append(b_ids)
-        result.owners.append(i)
-        if cut_a or cut_b:
-            result.truncated.add(i)
+    pairs = list(encoded(records, s, result, _chatglm2_pair(tokenizer, s, answer_specials=True)))
     result.raise_errors()
-    if not inputs:
+    if not pairs:
         raise empty_eval_batch()
-    padded = pad_left(inputs, tokenizer.pad_token_id)
-    for k in range(len(inputs)):
-        labels = targets[k]
-        if s.ignore_pad_token_for_loss:
-            labels = [(x if x != tokenizer.pad_token_id else -100) for x in labels]
+    padded = pad_left([a for a, _ in pairs], tokenizer.pad_token_id)
+    for k, (_, target) in enumerate(pairs):
+        labels = masked_pad(target, tokenizer.pad_token_id, s)
         result.outputs.append({**{key: v[k] for key, v in padded.items()}, "labels": labels})
     return result
+
+
+def _chatglm2_pair(tokenizer: Any, s: PtuningSettings, answer_specials: bool) -> Callable[[Any, Any, Any], Pair]:
+    """ChatGLM2's prompt (``build_prompt`` after the prefix) and answer, each ``tokenizer(...)`` with truncation
+    (the answer with ``[gMASK] sop`` only in eval, where the official code tokenizes it as ``text_target``)."""
+
+    def pair(query: Any, answer: Any, history: Any) -> Pair:
+        prompt = s.source_prefix + chatglm2_prompt(query, history, s.history_column or "history")
+        a_ids, cut_a = encode_official(tokenizer, prompt, s.prompt_column, True, s.max_source_length)
+        b_ids, cut_b = encode_official(tokenizer, answer, s.response_column, answer_specials, s.max_target_length)
+        return a_ids, b_ids, cut_a or cut_b
+
+    return pair
 
 
 MODES = (
