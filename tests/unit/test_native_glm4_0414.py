@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import tempfile
 from pathlib import Path
 
 import pytest
@@ -15,15 +14,9 @@ from glmtune.data.render import IGNORE, renderer_for
 from glmtune.families import ToolCall, detect_family, get_family, read_config
 from glmtune.model.tiny import make_tiny
 from glmtune.tokenization import load_tokenizer
+from tests.tiny_tokenizers import tiny_tokenizer
 
-_TOKS: dict[str, object] = {}
-
-
-def tokenizer(variant: str):
-    if variant not in _TOKS:
-        d = make_tiny(variant, Path(tempfile.mkdtemp()) / "t")
-        _TOKS[variant] = load_tokenizer(d, detect_family(read_config(d), d))
-    return _TOKS[variant]
+tokenizer = tiny_tokenizer
 
 
 SPECIALS = ("<|", "[gMASK]", "[MASK]", "[sMASK]", "<sop>", "<eop>")

@@ -3,29 +3,18 @@ apply_chat_template with reasoning on and off, XML tool calls round-trip, traini
 
 from __future__ import annotations
 
-import tempfile
-from pathlib import Path
-
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from glmtune.data.record import Origin, Record
 from glmtune.data.render import IGNORE, renderer_for
-from glmtune.families import ToolCall, detect_family, get_family, read_config
+from glmtune.families import ToolCall, detect_family, get_family
 from glmtune.families.glm_xml import parse_xml_calls
-from glmtune.model.tiny import make_tiny
-from glmtune.tokenization import load_tokenizer
+from tests.tiny_tokenizers import tiny_tokenizer
 
 VARIANTS = ["glm4-moe", "glm-4.7", "glm4-moe-lite", "glm-moe-dsa"]
-_TOKS: dict[str, object] = {}
-
-
-def tokenizer(variant: str):
-    if variant not in _TOKS:
-        d = make_tiny(variant, Path(tempfile.mkdtemp()) / "t")
-        _TOKS[variant] = load_tokenizer(d, detect_family(read_config(d), d))
-    return _TOKS[variant]
+tokenizer = tiny_tokenizer
 
 
 TAGS = (

@@ -12,19 +12,9 @@ from hypothesis import strategies as st
 
 from glmtune.families import ToolCall, get_family
 from glmtune.families.chatglm3 import format_tool_call_code, parse_tool_call_code
-from glmtune.model.tiny import make_tiny
-from glmtune.tokenization import load_tokenizer
+from tests.tiny_tokenizers import tiny_tokenizer
 
-_TOKS: dict[str, object] = {}
-
-
-def tokenizer(name: str):
-    if name not in _TOKS:
-        import tempfile
-
-        d = Path(tempfile.mkdtemp()) / "t"
-        _TOKS[name] = load_tokenizer(make_tiny(name, d), get_family(name))
-    return _TOKS[name]
+tokenizer = tiny_tokenizer
 
 
 text = st.text(alphabet=st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00"), max_size=30)
